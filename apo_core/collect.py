@@ -16,7 +16,7 @@ import numpy as np
 
 from apo_core.actors import Actor
 from apo_core.envs.base import RobotEnv
-from apo_core.episodes import Episode, EpisodeRecorder, EpisodeStore, Source
+from apo_core.episodes import Episode, EpisodeRecorder, EpisodeStore, Source, read_episode
 from apo_core.human.takeover import Overseer
 from apo_core.labels import ActedBy
 
@@ -74,6 +74,14 @@ class CollectionSummary:
     def human_step_share(self) -> float:
         return self.human_steps / self.steps if self.steps else 0.0
 
+    def to_dict(self) -> dict:
+        return {
+            "episodes": self.episodes,
+            "success_rate": self.success_rate,
+            "takeovers_per_episode": self.takeovers_per_episode,
+            "human_step_share": self.human_step_share,
+        }
+
     def plus(self, episode: Episode, path: Path) -> CollectionSummary:
         return CollectionSummary(
             episodes=self.episodes + 1,
@@ -86,6 +94,14 @@ class CollectionSummary:
 
 
 EMPTY_SUMMARY = CollectionSummary(episodes=0, successes=0, steps=0, human_steps=0, takeovers=0, paths=())
+
+
+def recorded_summary(store: EpisodeStore) -> CollectionSummary:
+    """The summary of every episode in ``store``, also those recorded before a crash."""
+    summary = EMPTY_SUMMARY
+    for path in store.paths():
+        summary = summary.plus(read_episode(path), path)
+    return summary
 
 
 def collect_episodes(

@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -90,6 +90,16 @@ class Episode:
         return len(self.acted_by)
 
 
+class RecordedStep(NamedTuple):
+    observation: Observation
+    action: np.ndarray
+    proposal: np.ndarray  # NaN where the policy proposed nothing
+    acted_by: int
+    reward: float
+    success: bool
+    wall_time: float
+
+
 @dataclass
 class EpisodeRecorder:
     """Accumulates the steps of the episode being played."""
@@ -98,7 +108,7 @@ class EpisodeRecorder:
     instruction: str
     seed: int
     started_at: float = field(default_factory=time.time)
-    _steps: list[tuple] = field(default_factory=list)
+    _steps: list[RecordedStep] = field(default_factory=list)
 
     def add(
         self,
@@ -109,41 +119,54 @@ class EpisodeRecorder:
         outcome: StepOutcome,
     ) -> None:
         proposal = np.full_like(action, np.nan) if policy_action is None else policy_action
-        self._steps.append((observation, action, proposal, int(acted_by), outcome.reward, outcome.success, time.time()))
+        self._steps.append(
+            RecordedStep(observation, action, proposal, int(acted_by), outcome.reward, outcome.success, time.time())
+        )
 
     def __len__(self) -> int:
         return len(self._steps)
 
+    @property
+    def acted_by(self) -> np.ndarray:
+        return np.array([step.acted_by for step in self._steps], dtype=np.int8)
+
+    @property
+    def success(self) -> bool:
+        return bool(self._steps[-1].success) if self._steps else False
+
+    @property
+    def takeovers(self) -> int:
+        """Human takeovers: the starts of the runs of human steps."""
+        is_human = self.acted_by == ActedBy.HUMAN
+        return int(np.sum(is_human & ~np.concatenate([[False], is_human[:-1]])))
+
     def finish(self, **meta_fields) -> Episode:
         if not self._steps:
             raise ValueError("an episode needs at least one step")
-        observations, actions, proposals, actors, rewards, successes, times = zip(*self._steps)
-        acted_by = np.array(actors, dtype=np.int8)
-        is_human = acted_by == ActedBy.HUMAN
-        takeovers = int(np.sum(is_human & ~np.concatenate([[False], is_human[:-1]])))
+        steps = RecordedStep(*zip(*self._steps))  # column-wise: each field a tuple over the steps
         meta = EpisodeMeta(
             task=self.task,
             instruction=self.instruction,
             seed=self.seed,
             started_at=self.started_at,
             finished_at=time.time(),
-            n_steps=len(acted_by),
-            n_takeovers=takeovers,
-            action_dim=len(actions[0]),
-            success=bool(successes[-1]),
+            n_steps=len(self),
+            n_takeovers=self.takeovers,
+            action_dim=len(steps.action[0]),
+            success=self.success,
             **meta_fields,
         )
         return Episode(
             meta=meta,
-            images=np.stack([o.image for o in observations]).astype(np.uint8),
-            states=np.stack([o.state for o in observations]).astype(np.float32),
-            environment_states=np.stack([o.environment_state for o in observations]).astype(np.float32),
-            actions=np.stack(actions).astype(np.float32),
-            policy_actions=np.stack(proposals).astype(np.float32),
-            acted_by=acted_by,
-            rewards=np.array(rewards, dtype=np.float32),
-            successes=np.array(successes, dtype=bool),
-            wall_times=np.array(times, dtype=np.float64),
+            images=np.stack([o.image for o in steps.observation]).astype(np.uint8),
+            states=np.stack([o.state for o in steps.observation]).astype(np.float32),
+            environment_states=np.stack([o.environment_state for o in steps.observation]).astype(np.float32),
+            actions=np.stack(steps.action).astype(np.float32),
+            policy_actions=np.stack(steps.proposal).astype(np.float32),
+            acted_by=np.array(steps.acted_by, dtype=np.int8),
+            rewards=np.array(steps.reward, dtype=np.float32),
+            successes=np.array(steps.success, dtype=bool),
+            wall_times=np.array(steps.wall_time, dtype=np.float64),
         )
 
 

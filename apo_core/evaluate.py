@@ -70,16 +70,11 @@ def evaluate_actor(
     """Play ``episodes`` seeded episodes (seeds seed, seed+1, ...) and summarise them."""
     successes, lengths, takeovers, human_steps = 0, [], 0, 0
     for index in range(episodes):
-        recorder = play_episode(env, actor, human, seed=seed + index, source="interaction")
-        episode = recorder.finish(
-            episode_id="eval", episode_index=index, source="interaction", policy=actor.name,
-            policy_round=None, robot_id="eval", takeover_reasons=[], perturbation=suite, fps=1,
-            gripper_dim=env.gripper_dim,
-        )
-        successes += episode.meta.success
-        lengths.append(len(episode))
-        takeovers += episode.meta.n_takeovers
-        human_steps += int(np.sum(episode.acted_by == ActedBy.HUMAN))
+        played = play_episode(env, actor, human, seed=seed + index, source="interaction")
+        successes += played.success
+        lengths.append(len(played))
+        takeovers += played.takeovers
+        human_steps += int(np.sum(played.acted_by == ActedBy.HUMAN))
     watched = human is not None
     return EvalResult(
         task=env.task,

@@ -17,12 +17,12 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from apo_core.collect import CollectionSummary, collect_episodes
+from apo_core.collect import CollectionSummary, collect_episodes, recorded_summary
 from apo_core.config import ApoConfig, Method
 from apo_core.data.round_dataset import version_round, workspace_for
-from apo_core.data.steps import load_steps
+from apo_core.data.steps import Steps, load_steps
 from apo_core.data.versioning import DatasetVersion
-from apo_core.envs import make_env
+from apo_core.envs import MetaWorldEnv, make_env
 from apo_core.episodes import EpisodeStore
 from apo_core.errors import ApoError
 from apo_core.evaluate import evaluate
@@ -50,19 +50,7 @@ def expert_dir(config: ApoConfig, task: str) -> Path:
 
 def collection_stats(directory: Path) -> dict:
     """Intervention statistics of every episode recorded in ``directory`` (from the data)."""
-    episodes = steps = human = takeovers = successes = 0
-    for episode in EpisodeStore(directory):
-        episodes += 1
-        steps += len(episode)
-        human += int(episode.is_intervention.sum())
-        takeovers += episode.meta.n_takeovers
-        successes += int(episode.meta.success)
-    return {
-        "episodes": episodes,
-        "success_rate": successes / episodes if episodes else 0.0,
-        "takeovers_per_episode": takeovers / episodes if episodes else 0.0,
-        "human_step_share": human / steps if steps else 0.0,
-    }
+    return recorded_summary(EpisodeStore(directory)).to_dict()
 
 
 # ----- steps ---------------------------------------------------------------------------
@@ -117,26 +105,35 @@ def build_dataset(config: ApoConfig, round_number: int, tasks: list[str]) -> tup
     return version, record
 
 
+def train_policy(config: ApoConfig, steps: Steps, method: Method, work_dir: Path, *,
+                 reference: ApoVlaPolicy | None = None, on_step=None) -> ApoVlaPolicy:
+    """Round 0 by behaviour cloning from scratch (``bc``), or round k+1 by ``method`` from ``reference``.
+
+    ``reference`` (round k) is consumed: its module receives the update.
+    """
+    from apo_core.train import build_policy, train_bc, train_preference
+
+    if method == "bc":
+        policy = build_policy(steps, config.policy, image_size=config.env.image_size,
+                              action_dim=MetaWorldEnv.action_dim, gripper_dim=MetaWorldEnv.gripper_dim,
+                              seed=config.train.seed)
+        return train_bc(policy, steps, config.train, work_dir, on_step=on_step)
+    if reference is None:
+        raise ApoError(f"{method} needs the reference: the previous round's model")
+    return train_preference(reference, steps, method, config.train, work_dir, on_step=on_step)
+
+
 def train_round(config: ApoConfig, round_number: int, tasks: list[str], method: Method,
                 reference_dir: Path | None, on_step=None) -> Path:
     """Train model round N on dataset round N; the result appears atomically (or not at all)."""
-    from apo_core.train import build_policy, train_bc, train_preference
-
     model_dir = round_dir(config, round_number) / "model"
     if (model_dir / "model.safetensors").exists():
         return model_dir
-    steps = load_steps(dataset_sources(config, round_number, tasks), config.labels)
+    reference = ApoVlaPolicy.from_pretrained(reference_dir) if method != "bc" and reference_dir else None
+    steps = load_steps(dataset_sources(config, round_number, tasks), config.labels,
+                       reference.action_tokenizer if reference else None)
     work = round_dir(config, round_number) / "train.work"
-    if method == "bc":
-        env = make_env(tasks[0], config.env)
-        policy = build_policy(steps, config.policy, image_size=config.env.image_size, action_dim=env.action_dim,
-                              gripper_dim=env.gripper_dim, seed=config.train.seed)
-        policy = train_bc(policy, steps, config.train, work, on_step=on_step)
-    else:
-        if reference_dir is None:
-            raise ApoError(f"round {round_number}: {method} needs the reference (previous) model")
-        policy = train_preference(ApoVlaPolicy.from_pretrained(reference_dir), steps, method, config.train, work,
-                                  on_step=on_step)
+    policy = train_policy(config, steps, method, work, reference=reference, on_step=on_step)
     partial = model_dir.with_name("model.partial")
     shutil.rmtree(partial, ignore_errors=True)
     policy.save_pretrained(partial)

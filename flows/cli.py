@@ -158,6 +158,7 @@ def run_collect(
     from apo_core.envs import make_env
     from apo_core.episodes import EpisodeStore
     from apo_core.human import ScriptedExpert, SimulatedHuman
+    from apo_core.labels import label_counts, label_steps
 
     if episodes < 1:
         raise ApoError(f"--episodes must be >= 1, got {episodes}")
@@ -168,6 +169,18 @@ def run_collect(
     source = "expert" if policy == "expert" else "interaction"
     overseer = SimulatedHuman(ScriptedExpert(env), env, config.takeover) if human and source != "expert" else None
     start = store.next_index()
+    counts: dict[str, int] = {}
+
+    def count_labels(episode, _path) -> None:
+        progress.update(1)
+        if episode.meta.source == "expert":
+            counts["expert_demo"] = counts.get("expert_demo", 0) + len(episode)
+            return
+        labels = label_steps(episode.acted_by, k=config.labels.k, episode_success=episode.meta.success,
+                             label_unrescued_failure=config.labels.label_unrescued_failure)
+        for name, count in label_counts(labels).items():
+            counts[name] = counts.get(name, 0) + count
+
     with tqdm(total=episodes, desc=f"collect {task} ({policy})", unit="ep", file=sys.stderr) as progress:
         summary = collect_episodes(
             env,
@@ -182,35 +195,18 @@ def run_collect(
             robot_id=config.collect.robot_id,
             fps=config.env.fps,
             perturbation=perturbation_name,
-            on_episode=lambda episode, path: progress.update(1),
+            on_episode=count_labels,
         )
-    _print_summary(task, policy, store.directory, summary, config)
+    _print_summary(task, policy, store.directory, summary, counts, config.labels.k)
     return summary
 
 
-def _print_summary(task: str, policy: str, directory: Path, summary, config: ApoConfig) -> None:
-    from apo_core.episodes import read_episode
-    from apo_core.labels import label_counts, label_steps
-
-    counts: dict[str, int] = {}
-    for path in summary.paths:
-        episode = read_episode(path)
-        if episode.meta.source == "expert":
-            counts["expert_demo"] = counts.get("expert_demo", 0) + len(episode)
-            continue
-        labels = label_steps(
-            episode.acted_by,
-            k=config.labels.k,
-            episode_success=episode.meta.success,
-            label_unrescued_failure=config.labels.label_unrescued_failure,
-        )
-        for name, count in label_counts(labels).items():
-            counts[name] = counts.get(name, 0) + count
+def _print_summary(task: str, policy: str, directory: Path, summary, counts: dict[str, int], k: int) -> None:
     print(f"task {task}, policy {policy}: {summary.episodes} episodes -> {directory}")
     print(f"  success rate        {summary.success_rate:6.1%}  ({summary.successes}/{summary.episodes})")
     print(f"  takeovers/episode   {summary.takeovers_per_episode:6.2f}")
     print(f"  human-step share    {summary.human_step_share:6.1%}  ({summary.human_steps}/{summary.steps} steps)")
-    print("  labels (K=%d)       " % config.labels.k + ", ".join(f"{name.lower()} {n}" for name, n in counts.items() if n))
+    print("  labels (K=%d)       " % k + ", ".join(f"{name.lower()} {n}" for name, n in counts.items() if n))
 
 
 def _episode_dirs(config: ApoConfig, method: str) -> list[Path]:
@@ -226,39 +222,31 @@ def run_train(config: ApoConfig, *, method: str, data: list[Path] | None, refere
     from tqdm import tqdm
 
     from apo_core.data.steps import load_steps
-    from apo_core.train import build_policy, train_bc, train_preference
+    from apo_core.loop import train_policy
 
     if method != "bc" and reference is None:
         raise ApoError(f"--method {method} needs --from: the previous round's model (the reference)")
     directories = data or _episode_dirs(config, method)
     if not directories:
         raise ApoError(f"no episode directories under {config.paths.episodes}; run `apo collect` first")
-    train_config = config.train
     if steps is not None:
-        train_config = train_config.model_copy(update={"bc_steps" if method == "bc" else "update_steps": steps})
+        config = config.model_copy(update={"train": config.train.model_copy(
+            update={"bc_steps" if method == "bc" else "update_steps": steps})})
     out = out or config.paths.models / method
     policy = _load_policy(reference) if reference is not None else None
     try:
         labelled = load_steps(directories, config.labels, policy.action_tokenizer if policy else None)
     except ValueError as exc:
         raise ApoError(str(exc)) from None
-    total = train_config.bc_steps if method == "bc" else train_config.update_steps
+    total = config.train.bc_steps if method == "bc" else config.train.update_steps
     with tqdm(total=total, desc=f"train {method}", unit="step", file=sys.stderr) as progress:
         def on_step(step, _total, metrics):
             progress.update(1)
             progress.set_postfix(loss=f"{metrics['loss']:.4f}")
 
-        work_dir = out.with_name(out.name + ".work")
         try:
-            if method == "bc":
-                from apo_core.envs import MetaWorldEnv
-
-                policy = build_policy(labelled, config.policy, image_size=config.env.image_size,
-                                      action_dim=MetaWorldEnv.action_dim, gripper_dim=MetaWorldEnv.gripper_dim,
-                                      seed=train_config.seed)
-                policy = train_bc(policy, labelled, train_config, work_dir, on_step=on_step)
-            else:
-                policy = train_preference(policy, labelled, method, train_config, work_dir, on_step=on_step)
+            policy = train_policy(config, labelled, method, out.with_name(out.name + ".work"), reference=policy,
+                                  on_step=on_step)
         except ValueError as exc:
             raise ApoError(str(exc)) from None
     policy.save_pretrained(out)
