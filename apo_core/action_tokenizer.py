@@ -63,9 +63,12 @@ class ActionTokenizer:
     def bin_width(self) -> float:
         return 2.0 / (self.n_bins - 1)
 
+    def scale(self, actions: np.ndarray) -> np.ndarray:
+        """q01 -> -1, q99 -> +1, not clipped: what the out-of-range label filter looks at."""
+        return 2.0 * (np.asarray(actions, dtype=np.float64) - self.q01) / (self.q99 - self.q01 + EPS) - 1.0
+
     def normalize(self, actions: np.ndarray) -> np.ndarray:
-        scaled = 2.0 * (np.asarray(actions, dtype=np.float64) - self.q01) / (self.q99 - self.q01 + EPS) - 1.0
-        return np.clip(scaled, -1.0, 1.0)
+        return np.clip(self.scale(actions), -1.0, 1.0)
 
     def unnormalize(self, normalized: np.ndarray) -> np.ndarray:
         return (np.asarray(normalized, dtype=np.float64) + 1.0) * (self.q99 - self.q01 + EPS) / 2.0 + self.q01

@@ -91,3 +91,28 @@ def test_schema_check_names_file_and_column(three_rounds, tmp_path, damage, mess
     pq.write_table(damage(pq.read_table(shard)), shard)
     with pytest.raises(DatasetFormatError, match=f"{shard}: {message}"):
         validate_dataset(copy)
+
+
+def test_label_filters_normalise_with_round_zeros_statistics_in_dataset_and_training(small_round_dirs, config,
+                                                                                     tmp_path):
+    """With the optional filters on and no model at hand, the dataset build and the trainer
+    use the expert demonstrations' statistics: those the round-0 policy is fit with."""
+    from apo_core.data.dataset import append_round
+    from apo_core.data.steps import load_steps
+    from apo_core.labels import Label
+    from apo_core.loop import train_policy
+
+    directories = list(small_round_dirs[:2])
+    filtering = config.labels.model_copy(update={"drop_out_of_range": True})
+    bc_config = config.model_copy(update={"train": config.train.model_copy(update={"bc_steps": 1})})
+    round_zero = train_policy(bc_config, load_steps(directories[:1], config.labels), "bc", tmp_path / "bc.work")
+
+    unfiltered = load_steps(directories, config.labels)
+    filtered = load_steps(directories, filtering)
+    assert len(filtered) < len(unfiltered)
+    assert (filtered.labels == load_steps(directories, filtering, round_zero.action_tokenizer).labels).all()
+
+    append_round(tmp_path / "dataset", 1, directories, filtering, fps=20)
+    stored = pq.read_table(tmp_path / "dataset" / "data", columns=["c"]).column("c").to_numpy()
+    assert (stored == Label.DROPPED).sum() == len(unfiltered) - len(filtered)
+    assert sorted(stored[stored != Label.DROPPED]) == sorted(filtered.labels)

@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from apo_core.config import LabelConfig
-from apo_core.data.steps import episode_steps
+from apo_core.data.steps import demonstrates_task, episode_steps, filter_statistics
 from apo_core.episodes import ACTOR_NAMES, Episode, EpisodeStore
 from apo_core.errors import ApoError
 from apo_core.labels import ActedBy, label_counts
@@ -110,6 +110,8 @@ def append_round(
 
     Re-running after a crash is safe: episodes already written are recognised by id and
     skipped. Failed expert demonstrations are not included (they demonstrate nothing).
+    With the optional label filters on, actions are normalised with the statistics of the
+    expert demonstrations among ``episode_dirs`` (the ones round 0 is fit with).
     """
     from lerobot.datasets.lerobot_dataset import LeRobotDataset  # slow import (~15 s)
 
@@ -119,8 +121,7 @@ def append_round(
         validate_dataset(root)
     already = recorded_episode_ids(root) if exists else set()
     episodes = [e for d in episode_dirs for e in EpisodeStore(d)]  # reads + validates every file first
-    fresh = [e for e in episodes if e.meta.episode_id not in already
-             and not (e.meta.source == "expert" and not e.meta.success)]
+    fresh = [e for e in episodes if e.meta.episode_id not in already and demonstrates_task(e)]
     skipped = [e.meta.episode_id for e in episodes if e.meta.episode_id in already]
     counts = dict.fromkeys(label_counts(np.array([])), 0)
     if not fresh:
@@ -130,9 +131,10 @@ def append_round(
         dataset = LeRobotDataset.resume(REPO_ID, root=root)
     else:
         dataset = LeRobotDataset.create(REPO_ID, fps=fps, features=features(fresh[0]), root=root, use_videos=False)
+    statistics = filter_statistics(label_config, [e for e in episodes if demonstrates_task(e)])
     frames = 0
     for episode in fresh:
-        steps = episode_steps(episode, label_config)
+        steps = episode_steps(episode, label_config, statistics)
         for name, count in label_counts(steps.labels).items():
             counts[name] += count
         for t in range(len(episode)):

@@ -42,15 +42,43 @@ class Steps:
         return cls(**{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)})
 
 
+def demonstrates_task(episode: Episode) -> bool:
+    """False for a failed expert demonstration: it demonstrates nothing, so it is never used."""
+    return not (episode.meta.source == "expert" and not episode.meta.success)
+
+
+def filter_statistics(
+    label_config: LabelConfig, episodes: list[Episode], tokenizer: ActionTokenizer | None = None
+) -> ActionTokenizer | None:
+    """The action statistics the optional label filters normalise with (APO_SPEC.md §2).
+
+    ``tokenizer`` if given (the reference model's); otherwise those of the successful
+    expert demonstrations among ``episodes``, the very statistics round 0 is fit on. None
+    when no filter is enabled.
+    """
+    if tokenizer is not None or not (label_config.drop_out_of_range or label_config.drop_noop):
+        return tokenizer
+    demos = [e.actions for e in episodes if e.meta.source == "expert" and e.meta.success]
+    if not demos:
+        raise ValueError(
+            "labels.drop_out_of_range / labels.drop_noop normalise actions with the expert demonstrations' "
+            "statistics: include the expert episodes or train from a reference model"
+        )
+    return ActionTokenizer.fit(np.concatenate(demos))
+
+
 def episode_steps(
     episode: Episode, label_config: LabelConfig, tokenizer: ActionTokenizer | None = None
 ) -> Steps:
-    """Label one episode's steps (APO_SPEC.md §2) and return them as a table."""
+    """Label one episode's steps (APO_SPEC.md §2) and return them as a table.
+
+    ``tokenizer``: the action statistics of the label filters (see :func:`filter_statistics`).
+    """
     filtering = label_config.drop_out_of_range or label_config.drop_noop
     if filtering and tokenizer is None:
         raise ValueError("label filters need the action statistics (an ActionTokenizer)")
     retained = retained_steps(
-        tokenizer.normalize(episode.actions) if filtering else None,
+        tokenizer.scale(episode.actions) if filtering else None,
         drop_out_of_range=label_config.drop_out_of_range,
         drop_noop=label_config.drop_noop,
         noop_threshold=label_config.noop_threshold,
@@ -81,23 +109,18 @@ def load_steps(
     directories: Iterable[str | Path],
     label_config: LabelConfig,
     tokenizer: ActionTokenizer | None = None,
-    *,
-    successful_expert_only: bool = True,
 ) -> Steps:
     """All episodes under ``directories`` as labelled steps (dropped steps removed).
 
-    Failed expert demonstrations are skipped by default: they are not demonstrations of
-    the task.
+    Failed expert demonstrations are skipped (:func:`demonstrates_task`). ``tokenizer``:
+    the label filters' statistics, by default the expert demonstrations' (:func:`filter_statistics`).
     """
-    parts = []
-    for directory in directories:
-        for episode in EpisodeStore(directory):
-            if successful_expert_only and episode.meta.source == "expert" and not episode.meta.success:
-                continue
-            parts.append(episode_steps(episode, label_config, tokenizer))
-    if not parts:
+    directories = [Path(d) for d in directories]
+    episodes = [e for d in directories for e in EpisodeStore(d) if demonstrates_task(e)]
+    if not episodes:
         raise ValueError(f"no episodes found under {[str(d) for d in directories]}")
-    steps = Steps.concat(parts)
+    tokenizer = filter_statistics(label_config, episodes, tokenizer)
+    steps = Steps.concat([episode_steps(e, label_config, tokenizer) for e in episodes])
     return steps.select(steps.labels != Label.DROPPED)
 
 
