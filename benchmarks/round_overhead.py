@@ -1,14 +1,18 @@
-"""Share of a round's wall time spent in Prefect, DVC/S3 and the model store versus the
-real work (collect, train, evaluate). Goal: overhead <= 10%.
+"""Share of a round's wall time spent in Prefect, DVC and S3 versus the real work
+(collect, train, evaluate). Goal: overhead <= 10%.
 
     .venv/bin/python benchmarks/round_overhead.py [--config my.yaml]
 
 Bootstraps once (not timed), then runs one `lifelong-round` flow under the real Prefect
-engine (ephemeral API) while timing every step of apo_core.loop; Prefect's share is the
-flow's wall time minus the time inside the steps.
+engine (ephemeral API) while timing every step of apo_core.loop. Without ``--config`` the
+dataset's DVC remote and the model registry live in S3: a moto server over real HTTP on
+127.0.0.1, in this process. Writing the LeRobot dataset (labelling + Parquet) is neither
+orchestration nor versioning: it is reported on its own line, and the overhead is given
+with and without it. Prefect's share is the flow's wall time minus the time in the steps.
 """
 
 import argparse
+import logging
 import os
 import shutil
 import sys
@@ -23,31 +27,60 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 from apo_core import loop  # noqa: E402
+from apo_core.data import round_dataset  # noqa: E402
 from flows.lifelong import bootstrap, lifelong_round  # noqa: E402
 
-CATEGORIES = {
-    "collect_interactions": "collect",
-    "train_round": "train",
-    "evaluate_round": "evaluate",
-    "build_dataset": "DVC + dataset",
-    "deploy_champion": "model store (S3/local)",
-    "publish_round": "model store (S3/local)",
-    "promote_if_better": "model store (S3/local)",
-}
-WORK = {"collect", "train", "evaluate"}
+COLLECT, TRAIN, EVALUATE = "collect", "train", "evaluate"
+DATASET = "dataset write (label + LeRobot Parquet)"
+VERSIONING = "DVC + git (add, commit, tag, push)"
+MODEL_STORE = "model store (download, publish, promote)"
+PREFECT = "Prefect (flow, tasks, events, artifacts)"
+TIMED = [  # (module, function, category); append_round runs inside build_dataset
+    (loop, "collect_interactions", COLLECT),
+    (loop, "train_round", TRAIN),
+    (loop, "evaluate_round", EVALUATE),
+    (loop, "build_dataset", VERSIONING),
+    (round_dataset, "append_round", DATASET),
+    (loop, "deploy_champion", MODEL_STORE),
+    (loop, "publish_round", MODEL_STORE),
+    (loop, "promote_if_better", MODEL_STORE),
+]
+WORK = {COLLECT, TRAIN, EVALUATE}
+
+
+def s3_config(work: Path) -> Path:
+    """A config whose DVC remote and registry are buckets of a local moto S3 server."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per S3 request otherwise
+    os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1")
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="apo")
+    path = work / "s3.yaml"
+    path.write_text(
+        f'dataset: {{remote: "s3://apo/dvc", s3_endpoint_url: "{endpoint}"}}\n'
+        f'registry: {{url: "s3://apo/models", s3_endpoint_url: "{endpoint}"}}\n'
+    )
+    return path
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default=None)
+    parser.add_argument("--config", default=None, help="default: embedded defaults with S3 on a local moto server")
     args = parser.parse_args()
     work = RESULTS / "round-overhead-work"
     shutil.rmtree(work, ignore_errors=True)
-    bootstrap(args.config, str(work))
+    work.mkdir(parents=True)
+    config_path = args.config or str(s3_config(work))
+    bootstrap(config_path, str(work))
 
     spent: dict[str, float] = defaultdict(float)
-    for name, category in CATEGORIES.items():
-        original = getattr(loop, name)
+    for module, name, category in TIMED:
+        original = getattr(module, name)
 
         def timed(*a, _original=original, _category=category, **k):
             start = time.perf_counter()
@@ -56,16 +89,22 @@ def main() -> None:
             finally:
                 spent[_category] += time.perf_counter() - start
 
-        setattr(loop, name, timed)
+        setattr(module, name, timed)
     start = time.perf_counter()
-    lifelong_round(args.config, str(work))
+    lifelong_round(config_path, str(work))
     total = time.perf_counter() - start
-    spent["Prefect (flow, tasks, events, artifacts)"] = total - sum(spent.values())
+    spent[VERSIONING] -= spent[DATASET]
+    spent[PREFECT] = total - sum(spent.values())
+
+    overhead = spent[PREFECT] + spent[VERSIONING] + spent[MODEL_STORE]
     rows = [[name, round(seconds, 1), f"{seconds / total:.1%}"] for name, seconds in spent.items()]
-    overhead = sum(s for name, s in spent.items() if name not in WORK)
-    rows.append(["overhead (all but collect/train/evaluate)", round(overhead, 1), f"{overhead / total:.1%}"])
+    rows.append(["overhead: Prefect + DVC/git + model store", round(overhead, 1), f"{overhead / total:.1%}"])
+    rows.append(["... and the dataset write counted as overhead too", round(overhead + spent[DATASET], 1),
+                 f"{(overhead + spent[DATASET]) / total:.1%}"])
     report("round_overhead", ["part of the round", "seconds", "share"], rows,
-           {"round_seconds": total, "overhead_share": overhead / total, "goal": "<= 10%"})
+           {"round_seconds": total, "overhead_share": overhead / total,
+            "overhead_share_with_dataset_write": (overhead + spent[DATASET]) / total,
+            "storage": "moto S3 over HTTP" if args.config is None else args.config, "goal": "<= 10%"})
 
 
 if __name__ == "__main__":
