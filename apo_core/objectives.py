@@ -83,6 +83,17 @@ def kto_losses(
     return 1.0 - torch.sigmoid(beta * margin), rewards, z0
 
 
+def greedy_l1_error(action_logprobs: torch.Tensor, bin_centers: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """l_i = mean_d |decode(argmax π_θ(·|o_i)) - a_i| in normalised action space, detached.
+
+    ``action_logprobs`` [B, D, V] over the V action token ids, ``bin_centers`` [V - 1],
+    ``target`` [B, D] the normalised actions. The last id has no bin of its own: like the
+    tokenizer's decode (OpenVLA's), it maps to the last centre.
+    """
+    greedy = action_logprobs.detach().argmax(dim=-1).clamp_max(len(bin_centers) - 1)
+    return (bin_centers[greedy] - target).abs().mean(dim=-1)
+
+
 def adaptive_weights(
     l1_error: torch.Tensor,
     desirable: torch.Tensor,

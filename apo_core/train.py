@@ -30,7 +30,15 @@ from apo_core.action_tokenizer import ActionTokenizer
 from apo_core.config import Method, PolicyConfig, TrainConfig
 from apo_core.data.steps import Steps, expert_mask
 from apo_core.labels import ActedBy, Label
-from apo_core.objectives import action_logps, apo_loss, dpo_loss, exact_token_kl, kto_loss, nll_loss
+from apo_core.objectives import (
+    action_logps,
+    apo_loss,
+    dpo_loss,
+    exact_token_kl,
+    greedy_l1_error,
+    kto_loss,
+    nll_loss,
+)
 from apo_core.policy import DECODER_LORA_TARGETS, ApoVlaConfig, ApoVlaPolicy, instruction_vocab
 from apo_core.sampler import BalancedBatchSampler, preference_pools
 
@@ -332,8 +340,7 @@ def train_preference(
                 policy_logps, reference_logps, kl_policy, kl_reference, desirable,
                 beta=config.beta, z0_clamp=config.z0_clamp,
             )
-        greedy = centers[output.action_logprobs[:, 0].argmax(dim=-1)]
-        l1_error = (greedy - normalized[index]).abs().mean(dim=-1)
+        l1_error = greedy_l1_error(output.action_logprobs[:, 0], centers, normalized[index])
         return apo_loss(
             policy_logps, reference_logps, kl_policy, kl_reference, desirable, l1_error,
             beta=config.beta, beta_d=config.beta_d, beta_u=config.beta_u,

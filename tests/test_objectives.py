@@ -11,6 +11,7 @@ from apo_core.objectives import (
     apo_loss,
     dpo_loss,
     exact_token_kl,
+    greedy_l1_error,
     kto_loss,
     nll_loss,
 )
@@ -88,6 +89,17 @@ def test_weights_batch_and_subset_norms():
     # Harder desirable samples weigh more; undesirable close to the failure weigh more.
     assert batch[1] > batch[0] and adaptive_weights(torch.tensor([0.1, 0.5]), torch.tensor([False, False]))[0] > \
         adaptive_weights(torch.tensor([0.1, 0.5]), torch.tensor([False, False]))[1]
+
+
+def test_greedy_l1_error_decodes_the_argmax_bin_including_the_last_token_id():
+    centers = torch.tensor([-0.5, 0.0, 0.5])  # 4 token ids, 3 bins
+    logprobs = torch.log(torch.tensor([
+        [[0.7, 0.1, 0.1, 0.1], [0.1, 0.1, 0.7, 0.1]],
+        [[0.1, 0.1, 0.1, 0.7], [0.1, 0.7, 0.1, 0.1]],  # argmax = the last id -> the last centre
+    ]))
+    target = torch.tensor([[-0.5, 0.0], [0.0, 0.2]])
+    expected = [(0.0 + 0.5) / 2, (0.5 + 0.2) / 2]
+    assert greedy_l1_error(logprobs, centers, target).tolist() == pytest.approx(expected)
 
 
 def test_undecodable_samples_weigh_one():
