@@ -111,7 +111,7 @@ def append_round(
     Re-running after a crash is safe: episodes already written are recognised by id and
     skipped. Failed expert demonstrations are not included (they demonstrate nothing).
     With the optional label filters on, actions are normalised with the statistics of the
-    expert demonstrations among ``episode_dirs`` (the ones round 0 is fit with).
+    successful expert demonstrations among ``episode_dirs`` (see ``filter_statistics``).
     """
     from lerobot.datasets.lerobot_dataset import LeRobotDataset  # slow import (~15 s)
 

@@ -53,8 +53,9 @@ def filter_statistics(
     """The action statistics the optional label filters normalise with (APO_SPEC.md §2).
 
     ``tokenizer`` if given (the reference model's); otherwise those of the successful
-    expert demonstrations among ``episodes``, the very statistics round 0 is fit on. None
-    when no filter is enabled.
+    expert demonstrations among ``episodes`` (round 0's demonstrations; with a filter on,
+    round 0 itself is fit on them after filtering, so its q01/q99 can be slightly
+    narrower). None when no filter is enabled.
     """
     if tokenizer is not None or not (label_config.drop_out_of_range or label_config.drop_noop):
         return tokenizer
