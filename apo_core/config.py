@@ -93,17 +93,34 @@ class PerturbationConfig(_Strict):
     seed: int = 0
 
 
+COLLECTION_SEED_LIMIT = 100_000_000  # collection seeds: collect.seed + 100_000 · round + i, below this
+
+
 class EvaluationConfig(_Strict):
+    """Seeded evaluation. Three disjoint seed ranges keep choices honest: collection seeds
+    (below 10^8), validation seeds from ``seed`` (the promote gate, any setting chosen) and
+    test seeds from ``test_seed`` (reported tables only)."""
+
     episodes: int = Field(20, ge=1, description="per task, unperturbed")
     perturbed_episodes: int = Field(5, ge=1, description="per task and perturbation suite")
-    seed: int = 900_000_000
+    seed: int = Field(800_000_000, ge=COLLECTION_SEED_LIMIT, description="first validation seed")
+    test_seed: int = Field(900_000_000, ge=COLLECTION_SEED_LIMIT, description="first test seed")
     perturbations: list[PerturbationConfig] = Field(default_factory=list)
+    lockstep_envs: int = Field(16, ge=1, le=256, description="episodes a policy plays at once (one batched decode)")
+
+    @model_validator(mode="after")
+    def _seed_ranges_disjoint(self) -> EvaluationConfig:
+        span = max(self.episodes, self.perturbed_episodes)
+        if abs(self.test_seed - self.seed) < span:
+            raise ValueError(f"validation seeds [{self.seed}, +{span}) and test seeds [{self.test_seed}, +{span}) overlap")
+        return self
 
 
 class PolicyConfig(_Strict):
     """Sizes and inputs of the tiny VLA (apo_core/policy/configuration_apo_vla.py)."""
 
     state_inputs: Literal["proprio", "proprio+goal", "proprio+objects"] = "proprio+goal"
+    use_image: bool = Field(True, description="False: no vision tower; the world need not render while it acts")
     patch_size: int = Field(16, ge=2)
     vision_hidden_size: int = Field(64, ge=8)
     vision_layers: int = Field(2, ge=1)
@@ -111,7 +128,7 @@ class PolicyConfig(_Strict):
     decoder_layers: int = Field(2, ge=1)
 
 
-Method = Literal["bc", "dagger", "dpo", "kto", "apo"]
+Method = Literal["bc", "dagger", "sirius", "dpo", "kto", "apo"]
 
 
 class TrainConfig(_Strict):
@@ -126,8 +143,9 @@ class TrainConfig(_Strict):
     bc_lr: float = Field(3e-4, gt=0)
     aux_weight: float = Field(1.0, ge=0, description="auxiliary continuous-action regression (grounds the image)")
     augment_shift: int = Field(4, ge=0, description="random-shift augmentation, pixels")
-    # preference update with LoRA on the decoder (APO_SPEC.md §6)
-    update_steps: int = Field(300, ge=1)
+    # the update of round k+1 from round k (APO_SPEC.md §6)
+    epochs: float = Field(50, gt=0, description="passes over the human-correction steps (the authors' unit: 50)")
+    update_params: Literal["lora", "full"] = Field("lora", description="LoRA on the decoder, or every parameter")
     batch_size: int = Field(8, ge=2)
     lr: float = Field(5e-5, gt=0)
     warmup_steps: int = Field(10, ge=0)
@@ -146,6 +164,12 @@ class TrainConfig(_Strict):
         default_factory=lambda: {"correct": 0.5, "human": 0.25, "failure": 0.25}
     )
     autonomous_is_correct: bool = Field(False, description="the public code's choice; the paper's is False")
+    desirable_mass_ratio: float | None = Field(
+        None, gt=0, description="KTO-style balance: rescale λ so Σλ_D / Σλ_U = this (None: as the formula gives)")
+    nll_weight: float = Field(0.0, ge=0, description="NLL anchor on desirable samples (TRL's rpo_alpha); 0 = none")
+    # Sirius-style intervention-weighted BC (method "sirius"): loss mass per class
+    sirius_intervention_share: float = Field(0.5, gt=0, lt=1)
+    sirius_pre_intervention_share: float = Field(0.002, ge=0, lt=1)
 
 
 class DatasetConfig(_Strict):
@@ -161,8 +185,12 @@ class RegistryConfig(_Strict):
 
     url: str | None = Field(None, description="default: <workdir>/model-store")
     s3_endpoint_url: str | None = None
-    promote_margin: float = Field(0.0, description="candidate success must reach champion + margin")
-    max_suite_regression: float = Field(0.1, ge=0, description="largest allowed drop on any perturbation suite")
+    promote_rule: Literal["significant", "point"] = Field(
+        "significant", description="significant: the paired 95% interval of the gain lies above promote_margin; "
+        "point: the paired gain itself exceeds promote_margin")
+    promote_margin: float = Field(0.0, ge=-1, le=1, description="gain over the champion (success rate) to beat")
+    max_suite_regression: float = Field(
+        0.0, ge=0, le=1, description="refuse when any suite is significantly worse than -this (paired 95% interval)")
 
 
 class PathsConfig(_Strict):
@@ -248,6 +276,14 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
         return ApoConfig.model_validate(merged)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, str(source))) from None
+
+
+def with_overrides(config: ApoConfig, overrides: dict[str, Any], source: str = "command line") -> ApoConfig:
+    """``config`` with a nested dict of overrides, validated like a file (errors name ``source``)."""
+    try:
+        return ApoConfig.model_validate(_deep_merge(config.model_dump(mode="json"), overrides))
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source)) from None
 
 
 def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

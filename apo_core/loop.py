@@ -29,7 +29,8 @@ from apo_core.evaluate import evaluate
 from apo_core.human import ScriptedExpert, SimulatedHuman
 from apo_core.policy import ApoVlaPolicy
 from apo_core.policy.actor import VlaActor
-from apo_core.registry import ModelRegistry, RegistryError, backend_for, promotion_decision
+from apo_core.gate import GateInputError, paired_gain, promotion_decision, summarise
+from apo_core.registry import MANIFEST, ModelRegistry, RegistryError, backend_for, round_prefix
 
 
 def registry_for(config: ApoConfig) -> ModelRegistry:
@@ -143,40 +144,25 @@ def train_round(config: ApoConfig, round_number: int, tasks: list[str], method: 
 
 
 def evaluate_round(config: ApoConfig, round_number: int, model_dir: Path, tasks: list[str],
-                   suites: list[str] | None = None) -> dict:
-    """Seeded evaluation (policy alone) per task and suite, cached as evaluation.json.
+                   suites: list[str] | None = None, on_episode=None) -> dict:
+    """Seeded evaluation (policy alone, validation seeds) per task and suite, cached as evaluation.json.
 
-    Default suites: unperturbed plus every perturbation suite of the config.
+    Default suites: unperturbed plus every perturbation suite of the config. Every
+    episode's outcome is kept by seed, for the paired promote gate.
     """
     path = round_dir(config, round_number) / "evaluation.json"
     if path.exists():
         return json.loads(path.read_text())
     suites = suites or ["none", *(p.name for p in config.evaluation.perturbations)]
     policy = ApoVlaPolicy.from_pretrained(model_dir)
-    results = evaluate(config, lambda env: VlaActor(policy, env.instruction), tasks=tasks, suites=suites)
+    results = evaluate(config, lambda env: VlaActor(policy, env.instruction), tasks=tasks, suites=suites,
+                       render=policy.config.use_image, on_episode=on_episode)
     rows = [r.to_dict() for r in results]
     metrics = {**summarise(rows), "results": rows}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.with_suffix(".tmp").write_text(json.dumps(metrics, indent=2))
     path.with_suffix(".tmp").replace(path)
     return metrics
-
-
-def summarise(rows: list[dict]) -> dict:
-    """Gate metrics: the unperturbed success rate (Wilson CI) and one rate per suite."""
-    from apo_core.evaluate import wilson_interval
-
-    plain = [r for r in rows if r["suite"] == "none"] or rows
-    successes, episodes = sum(r["successes"] for r in plain), sum(r["episodes"] for r in plain)
-    low, high = wilson_interval(successes, episodes)
-    suites: dict[str, list[int]] = {}
-    for r in rows:
-        if r["suite"] != "none":
-            totals = suites.setdefault(r["suite"], [0, 0])
-            totals[0] += r["successes"]
-            totals[1] += r["episodes"]
-    return {"success_rate": successes / episodes if episodes else 0.0, "ci95_low": low, "ci95_high": high,
-            "episodes": episodes, "suites": {name: s / n for name, (s, n) in suites.items()}}
 
 
 def publish_round(config: ApoConfig, round_number: int, model_dir: Path, *, parent_round: int | None,
@@ -200,31 +186,45 @@ class PromotionOutcome:
     promoted: bool
     reason: str
     champion_round: int
+    gain: dict | None = None  # paired difference to the champion it was compared with (unperturbed)
 
 
 def promote_if_better(config: ApoConfig, round_number: int, who: str = "pipeline") -> PromotionOutcome:
     """The gate: promote round N only if it beats the champion; audit either way (once)."""
     registry = registry_for(config)
+    candidate_metrics = registry.manifest(round_number).metrics
     for event in reversed(registry.audit_log()):
         if event["to_round"] == round_number and event["action"] in ("promote", "reject"):
             champion, _ = registry.champion()
-            return PromotionOutcome(event["action"] == "promote", event["reason"], champion["round"])
+            compared = event["from_round"]
+            gain = paired_gain(candidate_metrics, registry.manifest(compared).metrics) if compared is not None else None
+            return PromotionOutcome(event["action"] == "promote", event["reason"], champion["round"], gain)
     champion, etag = registry.champion()
     champion_metrics = registry.manifest(champion["round"]).metrics if champion else None
-    decision, reason = promotion_decision(
-        registry.manifest(round_number).metrics, champion_metrics,
-        margin=config.registry.promote_margin, max_suite_regression=config.registry.max_suite_regression,
-    )
+    try:
+        decision, reason = promotion_decision(
+            registry.manifest(round_number).metrics, champion_metrics, rule=config.registry.promote_rule,
+            margin=config.registry.promote_margin, max_suite_regression=config.registry.max_suite_regression,
+        )
+    except GateInputError as error:
+        where = f"{config.registry_url}/{round_prefix(round_number)}{MANIFEST}"
+        raise ApoError(f"round {round_number} vs champion round {champion['round']}: {error} ({where})") from None
+    gain = paired_gain(candidate_metrics, champion_metrics)
     if decision:
         registry.set_champion(round_number, action="promote", who=who, reason=reason, expected_etag=etag)
-        return PromotionOutcome(True, reason, round_number)
+        return PromotionOutcome(True, reason, round_number, gain)
     registry.record_rejection(round_number, who=who, reason=reason)
-    return PromotionOutcome(False, reason, champion["round"])
+    return PromotionOutcome(False, reason, champion["round"], gain)
 
 
 def round_summary(config: ApoConfig, round_number: int, *, version: DatasetVersion, metrics: dict,
                   outcome: PromotionOutcome, collection: dict | None, label_counts: dict) -> dict:
-    """The row of the per-round table (and of the report), saved as round.json."""
+    """The row of the per-round table (and of the report), saved as round.json.
+
+    Paired gains (unperturbed, validation seeds): against the champion the round was
+    compared with, and against round 0 (what the loop has learnt so far).
+    """
+    round0 = registry_for(config).manifest(0).metrics if round_number > 0 else None
     summary = {
         "round": round_number,
         "success_rate": metrics["success_rate"],
@@ -234,6 +234,8 @@ def round_summary(config: ApoConfig, round_number: int, *, version: DatasetVersi
         "takeovers_per_episode": None if collection is None else collection["takeovers_per_episode"],
         "human_step_share": None if collection is None else collection["human_step_share"],
         "collection_success_rate": None if collection is None else collection["success_rate"],
+        "gain_vs_champion": outcome.gain,
+        "gain_vs_round0": paired_gain(metrics, round0),
         "promoted": outcome.promoted,
         "promotion_reason": outcome.reason,
         "champion_round": outcome.champion_round,

@@ -13,7 +13,8 @@ APO reweights each L_i with the policy's current continuous error (detached):
            or (l_i + 1e-4) / Σ_{j ∈ same subset} (l_j + 1e-4)   ("subset", the code)
     λ_D  = 1 - exp(-β_D w_i)        λ_U = exp(-β_U w_i)
     loss = mean_i λ_i L_i            (λ_i = 1 where l_i is NaN: undecodable)
-KTO is the same loss with λ = 1. DPO and BC/DAgger are the paper's other baselines.
+KTO is the same loss with λ = 1. DPO and BC/DAgger are the paper's other baselines;
+Sirius (intervention-weighted BC) is the NLL on batches whose class shares are its weights.
 """
 
 from __future__ import annotations
@@ -119,6 +120,24 @@ def adaptive_weights(
     return torch.where(undecodable, torch.ones_like(weights), weights)
 
 
+def balance_mass(weights: torch.Tensor, desirable: torch.Tensor, ratio: float | None) -> torch.Tensor:
+    """KTO-style balance: rescale λ so that Σ_D λ / Σ_U λ = ``ratio``, keeping Σ λ.
+
+    With D = Σ_D λ_i, U = Σ_U λ_i, T = D + U: desirable λ × T·r/((1+r)·D), undesirable
+    λ × T/((1+r)·U). TRL's KTO asks for λ_D·n_D / (λ_U·n_U) in [1, 4/3]. Unchanged when
+    ``ratio`` is None or a batch has no sample of one kind.
+    """
+    if ratio is None:
+        return weights
+    desirable_total, undesirable_total = weights[desirable].sum(), weights[~desirable].sum()
+    if desirable_total <= 0 or undesirable_total <= 0:
+        return weights
+    total = desirable_total + undesirable_total
+    scale_d = total * ratio / ((1 + ratio) * desirable_total)
+    scale_u = total / ((1 + ratio) * undesirable_total)
+    return weights * torch.where(desirable, scale_d, scale_u)
+
+
 def apo_loss(
     policy_logps: torch.Tensor,
     ref_logps: torch.Tensor,
@@ -132,8 +151,9 @@ def apo_loss(
     beta_u: float = 1.0,
     z0_clamp: tuple[float | None, float | None] | None = (-5.0, 5.0),
     weight_norm: Literal["batch", "subset"] = "batch",
+    desirable_mass_ratio: float | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """APO (APO_SPEC.md §5): mean over the batch of λ_i · L_i.
+    """APO (APO_SPEC.md §5): mean over the batch of λ_i · L_i (λ optionally mass-balanced).
 
     All ``*_logps`` are per-sample sums over the counted action tokens, shape [B];
     ``desirable`` is bool [B]; ``l1_error`` float [B] (NaN = undecodable, weight 1).
@@ -143,6 +163,7 @@ def apo_loss(
         policy_logps, ref_logps, kl_policy_logps, kl_ref_logps, desirable, beta=beta, z0_clamp=z0_clamp
     )
     weights = adaptive_weights(l1_error, desirable, beta_d=beta_d, beta_u=beta_u, weight_norm=weight_norm)
+    weights = balance_mass(weights, desirable, desirable_mass_ratio)
     metrics = _preference_metrics(losses, rewards, z0, desirable)
     metrics["weight_mean"] = weights.mean().detach()
     return (weights * losses).mean(), metrics

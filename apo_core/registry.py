@@ -287,12 +287,12 @@ class ModelRegistry:
         current, etag = self.champion()
         if expected_etag != "read":
             etag = expected_etag
-        pointer = {"round": round_number, "dataset": manifest.dataset, "metrics": manifest.metrics,
+        pointer = {"round": round_number, "dataset": manifest.dataset, "metrics": headline(manifest.metrics),
                    "set_at": time.time(), "set_by": who}
         self.backend.replace(CHAMPION, json.dumps(pointer, indent=2).encode(), etag)
         return self._record({
             "action": action, "from_round": current["round"] if current else None, "to_round": round_number,
-            "who": who, "reason": reason, "metrics": manifest.metrics, "dataset": manifest.dataset,
+            "who": who, "reason": reason, "metrics": headline(manifest.metrics), "dataset": manifest.dataset,
         })
 
     def record_rejection(self, round_number: int, *, who: str, reason: str) -> dict:
@@ -300,32 +300,14 @@ class ModelRegistry:
         manifest = self.manifest(round_number)
         return self._record({
             "action": "reject", "from_round": current["round"] if current else None, "to_round": round_number,
-            "who": who, "reason": reason, "metrics": manifest.metrics, "dataset": manifest.dataset,
+            "who": who, "reason": reason, "metrics": headline(manifest.metrics), "dataset": manifest.dataset,
         })
 
     def audit_log(self) -> list[dict]:
         return [json.loads(self.backend.get(key)[0]) for key in self.backend.list("audit/")]
 
 
-def promotion_decision(
-    candidate: dict, champion: dict | None, *, margin: float = 0.0, max_suite_regression: float = 0.1
-) -> tuple[bool, str]:
-    """The promote gate: is ``candidate`` better than ``champion``?
 
-    Metrics: {"success_rate": p, "ci95_low": l, "ci95_high": h, "suites": {name: p}}.
-    Promote when the success rate is at least the champion's + margin AND the candidate's
-    Wilson lower bound is not below the champion's, and no perturbation suite drops by
-    more than ``max_suite_regression``. A first round (no champion) is always promoted.
-    """
-    if champion is None:
-        return True, "first round: no champion yet"
-    rate, champion_rate = candidate["success_rate"], champion["success_rate"]
-    if rate < champion_rate + margin:
-        return False, f"success {rate:.1%} < champion {champion_rate:.1%} + margin {margin:.1%}"
-    if candidate.get("ci95_low", 0.0) < champion.get("ci95_low", 0.0):
-        return False, f"Wilson lower bound {candidate['ci95_low']:.2f} < champion's {champion['ci95_low']:.2f}"
-    for suite, champion_suite_rate in champion.get("suites", {}).items():
-        suite_rate = candidate.get("suites", {}).get(suite)
-        if suite_rate is not None and champion_suite_rate - suite_rate > max_suite_regression:
-            return False, f"suite {suite} regresses {champion_suite_rate:.1%} -> {suite_rate:.1%}"
-    return True, f"success {rate:.1%} >= champion {champion_rate:.1%} + margin {margin:.1%}, no suite regresses"
+def headline(metrics: dict) -> dict:
+    """Metrics without the per-seed outcomes: what the champion pointer and audit log repeat."""
+    return {key: value for key, value in metrics.items() if key != "outcomes"}

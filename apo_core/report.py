@@ -5,6 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def gain_text(gain: dict | None) -> str:
+    """A paired difference as "+12% [+4%, +20%]" ("-" when there is none)."""
+    if not gain:
+        return "-"
+    return f"{gain['difference']:+.0%} [{gain['ci95_low']:+.0%}, {gain['ci95_high']:+.0%}]"
+
+
 def table_rows(history: list[dict]) -> list[dict]:
     """One printable row per round (also the Prefect table artifact)."""
     rows = []
@@ -13,6 +20,8 @@ def table_rows(history: list[dict]) -> list[dict]:
         rows.append({
             "round": h["round"],
             "success": f"{h['success_rate']:.0%} [{h['ci95_low']:.2f}, {h['ci95_high']:.2f}]",
+            "gain vs champion": gain_text(h.get("gain_vs_champion")),
+            "gain vs round 0": gain_text(h.get("gain_vs_round0")),
             "takeovers/ep": "-" if takeovers is None else f"{takeovers:.2f}",
             "human share": "-" if h["human_step_share"] is None else f"{h['human_step_share']:.0%}",
             "promoted": "yes" if h["promoted"] else "no",
@@ -48,7 +57,8 @@ def text_table(history: list[dict]) -> str:
 
 
 def plot(history: list[dict], path: Path) -> Path:
-    """Success rate (Wilson 95% CI) and intervention rate per round, plus each suite."""
+    """Success rate (Wilson 95% CI) and intervention rate per round, plus each suite; each panel
+    has its own legend."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -78,7 +88,9 @@ def plot(history: list[dict], path: Path) -> Path:
     takeovers.set(ylabel="takeovers / episode", ylim=(0, None))
     for axis in (left, right):
         axis.set_xticks(rounds)
-    figure.legend(loc="lower right", fontsize=7)
+    lines, labels = right.get_legend_handles_labels()
+    more_lines, more_labels = takeovers.get_legend_handles_labels()
+    right.legend(lines + more_lines, labels + more_labels, fontsize=7, loc="upper right")
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=100)

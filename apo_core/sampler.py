@@ -111,3 +111,48 @@ class BalancedBatchSampler:
                 self._given[name] += count
             self._batches += 1
             yield batch
+
+
+def sirius_ratios(intervention_share: float = 0.5, pre_intervention_share: float = 0.002) -> dict[str, float]:
+    """Sirius's loss mass per class, as pool shares of every batch (APO_SPEC.md §9).
+
+    Human interventions carry ``intervention_share`` of the mass, the steps just before a
+    takeover (failure-prone) ``pre_intervention_share``, and the rest goes to the
+    "correct" pool (demos and autonomous steps, drawn uniformly: their natural shares).
+    """
+    rest = 1.0 - intervention_share - pre_intervention_share
+    if rest <= 0:
+        raise ValueError(f"sirius shares leave nothing for demos and robot steps: {intervention_share} + {pre_intervention_share} >= 1")
+    return {"correct": rest, "human": intervention_share, "failure": pre_intervention_share}
+
+
+def balanced_epochs(sampler: BalancedBatchSampler, epochs: float) -> list[dict[str, np.ndarray]]:
+    """``epochs`` passes of the balanced sampler (each a pass over the human pool).
+
+    A fractional epoch ends part-way through the last pass: round(epochs · len(sampler))
+    batches in all, at least one.
+    """
+    total = max(1, round(epochs * len(sampler)))
+    batches: list[dict[str, np.ndarray]] = []
+    while len(batches) < total:
+        batches.extend(iter(sampler))
+    return batches[:total]
+
+
+def uniform_epochs(indices: np.ndarray, batch_size: int, epochs: float, seed: int) -> list[np.ndarray]:
+    """Shuffled passes over ``indices`` cut into batches: every index once per epoch.
+
+    round(epochs · ceil(n / batch_size)) batches in all, at least one; the last batch of a
+    pass may be short.
+    """
+    indices = np.asarray(indices)
+    if len(indices) == 0:
+        raise ValueError("nothing to train on: the pool is empty")
+    per_epoch = int(np.ceil(len(indices) / batch_size))
+    total = max(1, round(epochs * per_epoch))
+    rng = np.random.default_rng(seed)
+    batches: list[np.ndarray] = []
+    while len(batches) < total:
+        order = rng.permutation(indices)
+        batches.extend(order[start : start + batch_size] for start in range(0, len(order), batch_size))
+    return batches[:total]

@@ -40,7 +40,14 @@ from apo_core.objectives import (
     nll_loss,
 )
 from apo_core.policy import DECODER_LORA_TARGETS, ApoVlaConfig, ApoVlaPolicy, instruction_vocab
-from apo_core.sampler import BalancedBatchSampler, preference_pools
+from apo_core.policy.modeling_apo_vla import state_input
+from apo_core.sampler import (
+    BalancedBatchSampler,
+    balanced_epochs,
+    preference_pools,
+    sirius_ratios,
+    uniform_epochs,
+)
 
 CHECKPOINT_FILE = "checkpoint.pt"
 ProgressCallback = Callable[[int, int, dict[str, float]], None]
@@ -59,9 +66,9 @@ def warmup_cosine(warmup: int, total: int) -> Callable[[int], float]:
     return factor
 
 
-def random_shift(pixels: torch.Tensor, pad: int, generator: torch.Generator) -> torch.Tensor:
+def random_shift(pixels: torch.Tensor | None, pad: int, generator: torch.Generator) -> torch.Tensor | None:
     """DrQ-style augmentation: replicate-pad by ``pad`` and crop back at a random offset."""
-    if pad == 0:
+    if pad == 0 or pixels is None:
         return pixels
     batch, _, height, width = pixels.shape
     padded = F.pad(pixels, (pad, pad, pad, pad), mode="replicate")
@@ -72,7 +79,7 @@ def random_shift(pixels: torch.Tensor, pad: int, generator: torch.Generator) -> 
 
 
 def observation_inputs(policy: ApoVlaPolicy, steps: Steps, index: np.ndarray):
-    pixels = policy.pixels(torch.from_numpy(steps.images[index]))
+    pixels = policy.pixels(torch.from_numpy(steps.images[index])) if policy.config.use_image else None
     state = policy.select_state(torch.from_numpy(steps.proprio[index]), torch.from_numpy(steps.environment_state[index]))
     instructions = policy.instruction_ids(list(steps.instructions[index]))
     return pixels, state, instructions
@@ -148,6 +155,8 @@ def build_policy(
     expert = expert_mask(steps)
     if not expert.any():
         raise ValueError("behaviour cloning needs expert demonstration steps; none were given")
+    state = state_input(policy_config.state_inputs, torch.from_numpy(steps.proprio[expert]),
+                        torch.from_numpy(steps.environment_state[expert]))
     torch.manual_seed(seed)
     config = ApoVlaConfig(
         image_size=image_size,
@@ -155,6 +164,7 @@ def build_policy(
         proprio_dim=steps.proprio.shape[1],
         environment_state_dim=steps.environment_state.shape[1],
         state_inputs=policy_config.state_inputs,
+        use_image=policy_config.use_image,
         vision_hidden_size=policy_config.vision_hidden_size,
         vision_intermediate_size=2 * policy_config.vision_hidden_size,
         vision_layers=policy_config.vision_layers,
@@ -164,6 +174,8 @@ def build_policy(
         action_dim=action_dim,
         gripper_dim=gripper_dim,
         instruction_vocab=instruction_vocab(sorted(set(steps.instructions))),
+        state_mean=state.mean(dim=0).tolist(),
+        state_std=state.std(dim=0).clamp_min(1e-3).tolist(),  # a constant dim (a fixed goal) stays finite
     )
     return ApoVlaPolicy(config, ActionTokenizer.fit(steps.actions[expert]))
 
@@ -235,21 +247,38 @@ def with_lora(policy: ApoVlaPolicy, config: TrainConfig):
     return get_peft_model(policy, lora)
 
 
-def _preference_schedule(steps: Steps, config: TrainConfig) -> list[dict[str, np.ndarray]]:
-    pools = preference_pools(steps.labels, steps.acted_by, autonomous_is_correct=config.autonomous_is_correct)
-    sampler = BalancedBatchSampler(pools, batch_size=config.batch_size, ratios=dict(config.ratios), seed=config.seed)
-    schedule: list[dict[str, np.ndarray]] = []
-    while len(schedule) < config.update_steps:
-        schedule.extend(iter(sampler))
-    return schedule[: config.update_steps]
+def update_schedule(steps: Steps, method: Method, config: TrainConfig) -> list:
+    """The batches of one update: ``config.epochs`` passes over the human-correction steps.
+
+    kto / apo:  balanced batches (APO_SPEC.md §3), an epoch = one pass over the human pool.
+    sirius:     balanced batches with Sirius's class shares (autonomous steps count as
+                correct), same epoch.
+    dagger:     shuffled passes over expert + human steps (every human step once per epoch).
+    dpo:        shuffled passes over the human steps that have a recorded policy proposal.
+    """
+    if method in ("kto", "apo", "sirius"):
+        sirius = method == "sirius"
+        pools = preference_pools(steps.labels, steps.acted_by,
+                                 autonomous_is_correct=sirius or config.autonomous_is_correct)
+        ratios = (sirius_ratios(config.sirius_intervention_share, config.sirius_pre_intervention_share)
+                  if sirius else dict(config.ratios))
+        sampler = BalancedBatchSampler(pools, batch_size=config.batch_size, ratios=ratios, seed=config.seed)
+        return balanced_epochs(sampler, config.epochs)
+    if method == "dagger":
+        learn_from = np.flatnonzero((steps.acted_by == ActedBy.EXPERT_DEMO) | (steps.labels == Label.HUMAN))
+    else:
+        has_proposal = ~np.isnan(steps.policy_actions).any(axis=1)
+        learn_from = np.flatnonzero((steps.acted_by == ActedBy.HUMAN) & has_proposal)
+    if not np.any(steps.labels[learn_from] == Label.HUMAN):
+        raise ValueError(f"{method}: no human-correction steps in the data: nothing to learn from")
+    return uniform_epochs(learn_from, config.batch_size, config.epochs, config.seed)
 
 
-def _uniform_schedule(candidates: np.ndarray, config: TrainConfig, what: str) -> list[np.ndarray]:
-    if len(candidates) == 0:
-        raise ValueError(f"no {what} in the data: nothing to train on")
-    rng = np.random.default_rng(config.seed)
-    size = min(config.batch_size, len(candidates))
-    return [rng.choice(candidates, size=size, replace=False) for _ in range(config.update_steps)]
+def trainable_update(reference: ApoVlaPolicy, config: TrainConfig):
+    """The module the update trains: LoRA adapters on the decoder, or every parameter."""
+    if config.update_params == "full":
+        return reference
+    return with_lora(reference, config)
 
 
 def train_preference(
@@ -261,28 +290,30 @@ def train_preference(
     *,
     on_step: ProgressCallback | None = None,
 ) -> ApoVlaPolicy:
-    """Round k+1 from round k: LoRA on ``reference``'s decoder, then merged and returned.
+    """Round k+1 from round k: an update of ``reference`` (LoRA on its decoder, merged, or
+    every parameter), ``config.epochs`` passes over the human-correction steps.
 
-    ``reference`` is consumed (its module receives the merged weights): load it afresh
-    from its saved round to use it again.
+    ``reference`` is consumed (its module receives the update): load it afresh from its
+    saved round to use it again.
 
-    dagger: NLL on expert + human-correction steps.
+    dagger: NLL on expert + human-correction steps (HG-DAgger on the aggregated data).
+    sirius: NLL on batches with Sirius's class weights (interventions 50% of the mass).
     dpo:    chosen = the human's action, rejected = the policy's recorded proposal, on
             human steps.
     kto:    prospect loss on balanced batches, λ = 1.
     apo:    prospect loss with adaptive λ_D / λ_U (APO_SPEC.md §5).
     """
-    if method not in ("dagger", "dpo", "kto", "apo"):
-        raise ValueError(f"train_preference: method must be dagger, dpo, kto or apo, got {method!r}")
+    if method not in ("dagger", "sirius", "dpo", "kto", "apo"):
+        raise ValueError(f"train_preference: method must be dagger, sirius, dpo, kto or apo, got {method!r}")
     torch.set_num_threads(config.threads)
     reference.eval()
     tokenizer = reference.action_tokenizer
     gripper = reference.config.gripper_dim if config.ignore_gripper_when_undesirable else None
     bins = torch.from_numpy(tokenizer.encode(steps.actions))
     all_rows = np.arange(len(steps))
+    schedule = update_schedule(steps, method, config)
 
     if method in ("kto", "apo"):
-        schedule = _preference_schedule(steps, config)
         partner = torch.from_numpy(np.random.default_rng([config.seed, 1]).permutation(len(steps)))
         own_and_partner = torch.stack([bins, bins[partner]], dim=1)
         ref_logps, ref_full = _reference_pass(reference, steps, all_rows, own_and_partner, config.z0_mode == "exact")
@@ -290,22 +321,17 @@ def train_preference(
         normalized = torch.from_numpy(tokenizer.normalize(steps.actions).astype(np.float32))
         centers = torch.from_numpy(tokenizer.centers.astype(np.float32))
     elif method == "dpo":
-        has_proposal = ~np.isnan(steps.policy_actions).any(axis=1)
-        pairs = np.flatnonzero((steps.acted_by == ActedBy.HUMAN) & has_proposal)
-        schedule = _uniform_schedule(pairs, config, "human steps with a recorded policy proposal")
+        pairs = np.unique(np.concatenate(schedule))
         rejected_bins = torch.from_numpy(tokenizer.encode(np.nan_to_num(steps.policy_actions)))
         chosen_and_rejected = torch.stack([bins, rejected_bins], dim=1)
         ref_logps, _ = _reference_pass(reference, steps, pairs, chosen_and_rejected[pairs], False)
         ref_by_row = torch.zeros(len(steps), 2)
         ref_by_row[pairs] = ref_logps.sum(dim=-1)
-    else:  # dagger
-        learn_from = np.flatnonzero((steps.acted_by == ActedBy.EXPERT_DEMO) | (steps.labels == Label.HUMAN))
-        schedule = _uniform_schedule(learn_from, config, "expert or human-correction steps")
 
-    # LoRA goes into the reference itself: its frozen base weights ARE the reference, and
-    # nothing else reads them once the reference pass above is done.
-    model = with_lora(reference, config)
-    policy: ApoVlaPolicy = model.base_model.model
+    # The update goes into the reference itself: nothing reads its weights once the
+    # reference pass above is done (with LoRA its frozen base weights ARE the reference).
+    model = trainable_update(reference, config)
+    policy: ApoVlaPolicy = reference
 
     def batch_index(step: int) -> tuple[np.ndarray, torch.Tensor]:
         entry = schedule[step]
@@ -318,7 +344,7 @@ def train_preference(
     def loss_at(step: int):
         index, desirable = batch_index(step)
         pixels, state, instructions = observation_inputs(policy, steps, index)
-        if method == "dagger":
+        if method in ("dagger", "sirius"):
             output = model(pixels, state, instructions, bins[index])
             return nll_loss(policy.token_logps(output, bins[index]))
         if method == "dpo":
@@ -336,20 +362,26 @@ def train_preference(
         else:
             kl_policy, kl_reference = token_logps[:, 1].sum(dim=-1), ref.kl_logps[index].sum(dim=-1)
         if method == "kto":
-            return kto_loss(
+            loss, metrics = kto_loss(
                 policy_logps, reference_logps, kl_policy, kl_reference, desirable,
                 beta=config.beta, z0_clamp=config.z0_clamp,
             )
-        l1_error = greedy_l1_error(output.action_logprobs[:, 0], centers, normalized[index])
-        return apo_loss(
-            policy_logps, reference_logps, kl_policy, kl_reference, desirable, l1_error,
-            beta=config.beta, beta_d=config.beta_d, beta_u=config.beta_u,
-            z0_clamp=config.z0_clamp, weight_norm=config.weight_norm,
-        )
+        else:
+            l1_error = greedy_l1_error(output.action_logprobs[:, 0], centers, normalized[index])
+            loss, metrics = apo_loss(
+                policy_logps, reference_logps, kl_policy, kl_reference, desirable, l1_error,
+                beta=config.beta, beta_d=config.beta_d, beta_u=config.beta_u,
+                z0_clamp=config.z0_clamp, weight_norm=config.weight_norm,
+                desirable_mass_ratio=config.desirable_mass_ratio,
+            )
+        if config.nll_weight > 0 and desirable.any():
+            anchor, _ = nll_loss(token_logps[:, 0][desirable])
+            loss, metrics = loss + config.nll_weight * anchor, {**metrics, "nll_anchor": anchor.detach()}
+        return loss, metrics
 
     Path(work_dir).mkdir(parents=True, exist_ok=True)
     _run(
-        model, loss_at, total_steps=config.update_steps, lr=config.lr, warmup=config.warmup_steps,
+        model, loss_at, total_steps=len(schedule), lr=config.lr, warmup=config.warmup_steps,
         work_dir=Path(work_dir), checkpoint_every=config.checkpoint_every, on_step=on_step,
     )
-    return model.merge_and_unload().eval()
+    return (model if config.update_params == "full" else model.merge_and_unload()).eval()

@@ -1,139 +1,294 @@
-"""Does APO help? BC base success per task, then one round of takeover data and every method on it.
+"""The lifelong benchmark: does the loop learn, and which update learns best?
 
-    .venv/bin/python benchmarks/learning.py [--base-tasks push pick-place ...] [--task push]
-        [--demos 20] [--bc-steps 2000] [--interactions 20] [--update-steps 300]
-        [--eval-episodes 20] [--lr 5e-5] [--name learning]
+    .venv/bin/python benchmarks/learning.py [--seeds 0 1 2] [--rounds 3]
+        [--methods dagger sirius dpo kto apo apo-subset] [--test-episodes 100]
+        [--jobs 2] [--config my.yaml] [--name learning]
 
-A documented run of ~25 minutes on 2 cores (not part of `make test`):
-1. for each of ``--base-tasks`` (default: every task of env.tasks), the scripted expert
-   records ``--demos`` demonstrations and BC trains a round-0 policy (timed), evaluated
-   on the same seeded episodes as every other row;
-2. the round 0 of ``--task`` is deployed for ``--interactions`` episodes with the
-   simulated human watching;
-3. from that round 0 and on the same data, each of dagger / dpo / kto / apo trains round 1;
-4. every round 1 is evaluated on the base's seeded episodes (Wilson 95% CI).
-It reports the truth, whichever method wins.
+For every seed (which changes the demonstrations' and collections' seeds AND the training
+seed), round 0 is behaviour-cloned from the expert demos of the loop's task. Then, for
+every method, the loop runs ``--rounds`` rounds exactly as `apo run` does, without the
+stores: the champion collects ``collect.interactions_per_round`` episodes with the
+simulated human watching, the data of every round so far is aggregated with the demos,
+the method updates the champion (its reference), the candidate is evaluated on the
+VALIDATION seeds and the paired promote gate decides. Every candidate and every champion
+is then scored on ``--test-episodes`` TEST seeds, which are never used to choose anything.
+
+Prints per method and round: the champion's test success (mean ± sd over seeds), its
+paired difference to round 0 (mean, and on how many seeds the 95% interval excludes 0),
+takeovers per collected episode, and train / eval seconds. Writes
+benchmarks/results/<name>.json and <name>.png. Jobs (one per seed, then one per seed ×
+method) run ``--jobs`` at a time in fresh processes; a re-run reuses finished jobs from
+benchmarks/results/<name>-work/ (delete it to start over).
 """
 
+from __future__ import annotations
+
 import argparse
-import shutil
+import json
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 
-import torch
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import RESULTS, report  # noqa: E402
 
-from apo_core.collect import collect_episodes  # noqa: E402
-from apo_core.config import load_config  # noqa: E402
-from apo_core.data.steps import load_steps  # noqa: E402
-from apo_core.envs import make_env  # noqa: E402
-from apo_core.episodes import EpisodeStore  # noqa: E402
-from apo_core.evaluate import evaluate  # noqa: E402
-from apo_core.human import ScriptedExpert, SimulatedHuman  # noqa: E402
-from apo_core.labels import label_counts  # noqa: E402
-from apo_core.loop import train_policy  # noqa: E402
-from apo_core.policy import ApoVlaPolicy  # noqa: E402
-from apo_core.policy.actor import VlaActor  # noqa: E402
+# A method name of the benchmark -> (train method, train overrides)
+METHODS = {
+    "dagger": ("dagger", {}),
+    "sirius": ("sirius", {}),
+    "dpo": ("dpo", {}),
+    "kto": ("kto", {}),
+    "apo": ("apo", {"weight_norm": "batch"}),  # the paper's whole-batch weights
+    "apo-subset": ("apo", {"weight_norm": "subset"}),  # the authors' code: per-subset weights
+}
+
+
+def seeded_config(config_path: Path | None, seed: int, extra: dict | None = None):
+    """The config of one benchmark seed: its own collection seeds and training seed."""
+    from apo_core.config import load_config
+
+    overrides = {"collect": {"seed": 1_000_000 * seed}, "train": {"seed": seed}}
+    config = load_config(config_path, overrides)
+    if extra:
+        from apo_core.config import with_overrides
+
+        config = with_overrides(config, extra, "benchmark")
+    return config
+
+
+def play(config, task: str, actor, human, seeds: list[int], source: str):
+    """Episodes in memory (no store): the benchmark measures learning, not storage."""
+    from apo_core.collect import play_episode
+
+    env = _env(config, task, render=False)  # the human and a state-only policy read no pixels
+    episodes = []
+    for seed in seeds:
+        recorder = play_episode(env, actor, human, seed=seed, source=source)
+        episodes.append(recorder.finish(episode_id=f"{source}.{seed}", episode_index=len(episodes), source=source,
+                                        policy=actor.name, policy_round=None, robot_id="bench",
+                                        takeover_reasons=list(getattr(human, "takeover_reasons", [])),
+                                        perturbation=None, fps=config.env.fps, gripper_dim=env.gripper_dim))
+    return env, episodes
+
+
+_ENVS: dict = {}
+
+
+def _env(config, task: str, render: bool):
+    from apo_core.envs import make_env
+
+    if (task, render) not in _ENVS:
+        _ENVS[task, render] = make_env(task, config.env, render=render)
+    return _ENVS[task, render]
+
+
+def labelled(config, episodes):
+    from apo_core.data.steps import Steps, demonstrates_task, episode_steps
+    from apo_core.labels import Label
+
+    steps = Steps.concat([episode_steps(e, config.labels) for e in episodes if demonstrates_task(e)])
+    return steps.select(steps.labels != Label.DROPPED)
+
+
+def score(config, policy, task: str, split: str, episodes: int | None = None) -> dict:
+    """Gate metrics (apo_core.gate.summarise) of ``policy`` on the seeds of ``split``."""
+    from apo_core.evaluate import evaluate
+    from apo_core.gate import summarise
+    from apo_core.policy.actor import VlaActor
+
+    results = evaluate(config, lambda env: VlaActor(policy, env.instruction), tasks=[task], split=split,
+                       episodes=episodes, render=policy.config.use_image)
+    return summarise([r.to_dict() for r in results])
+
+
+def base_job(config_path: Path | None, seed: int, work: Path, test_episodes: int) -> dict:
+    """Round 0 of one seed: expert demos, behaviour cloning, scored on the test seeds."""
+    import torch
+
+    from apo_core.human import ScriptedExpert
+    from apo_core.loop import train_policy
+
+    config = seeded_config(config_path, seed)
+    torch.set_num_threads(1)
+    task = config.env.tasks[0]
+    env = _env(config, task, render=False)
+    demo_seeds = [config.collect.seed + i for i in range(config.collect.expert_demos_per_task)]
+    _, demos = play(config, task, ScriptedExpert(env), None, demo_seeds, "expert")
+    start = time.perf_counter()
+    policy = train_policy(config, labelled(config, demos), "bc", work / f"seed-{seed}" / "bc.work")
+    train_seconds = time.perf_counter() - start
+    policy.save_pretrained(work / f"seed-{seed}" / "round-0000")
+    start = time.perf_counter()
+    test = score(config, policy, task, "test", test_episodes)
+    result = {"seed": seed, "task": task, "train_seconds": train_seconds,
+              "eval_seconds": time.perf_counter() - start, "test": test,
+              "validation": score(config, policy, task, "validation")}
+    print(f"seed {seed}: round 0 (BC) test success {test['success_rate']:.0%}", flush=True)
+    return result
+
+
+def method_job(config_path: Path | None, seed: int, name: str, rounds: int, work: Path, test_episodes: int) -> dict:
+    """``rounds`` rounds of the loop with one method, from the seed's round 0."""
+    import torch
+
+    from apo_core.gate import paired_gain, promotion_decision
+    from apo_core.human import ScriptedExpert, SimulatedHuman
+    from apo_core.labels import Label
+    from apo_core.loop import train_policy
+    from apo_core.policy import ApoVlaPolicy
+    from apo_core.policy.actor import VlaActor
+
+    method, overrides = METHODS[name]
+    config = seeded_config(config_path, seed, {"train": overrides})
+    torch.set_num_threads(1)
+    base = json.loads((work / f"seed-{seed}" / "base.json").read_text())
+    task = base["task"]
+    env = _env(config, task, render=False)
+    demo_seeds = [config.collect.seed + i for i in range(config.collect.expert_demos_per_task)]
+    _, episodes = play(config, task, ScriptedExpert(env), None, demo_seeds, "expert")
+    champion_dir, champion_val, champion_test = work / f"seed-{seed}" / "round-0000", base["validation"], base["test"]
+    history = []
+    for number in range(1, rounds + 1):
+        champion = ApoVlaPolicy.from_pretrained(champion_dir)
+        start = time.perf_counter()
+        human = SimulatedHuman(ScriptedExpert(env), env, config.takeover)
+        seeds = [config.collect.seed + 100_000 * number + i for i in range(config.collect.interactions_per_round)]
+        _, collected = play(config, task, VlaActor(champion, env.instruction, name=f"round-{number - 1}"), human,
+                            seeds, "interaction")
+        collect_seconds = time.perf_counter() - start
+        episodes += collected
+        steps = labelled(config, episodes)
+        start = time.perf_counter()
+        candidate = train_policy(config, steps, method, work / f"seed-{seed}" / f"{name}.work", reference=champion)
+        train_seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        validation = score(config, candidate, task, "validation")
+        test = score(config, candidate, task, "test", test_episodes)
+        eval_seconds = time.perf_counter() - start
+        promoted, reason = promotion_decision(
+            validation, champion_val, rule=config.registry.promote_rule, margin=config.registry.promote_margin,
+            max_suite_regression=config.registry.max_suite_regression)
+        if promoted:
+            champion_dir = work / f"seed-{seed}" / f"{name}-round-{number:04d}"
+            candidate.save_pretrained(champion_dir)
+            champion_val, champion_test = validation, test
+        history.append({
+            "round": number, "promoted": promoted, "reason": reason,
+            "takeovers_per_episode": float(np.mean([e.meta.n_takeovers for e in collected])),
+            "human_step_share": float(sum(e.is_intervention.sum() for e in collected) / sum(len(e) for e in collected)),
+            "collection_success": float(np.mean([e.meta.success for e in collected])),
+            "human_steps_total": int(np.sum(steps.labels == Label.HUMAN)),
+            "candidate_test": test["success_rate"], "champion_test": champion_test["success_rate"],
+            "champion_gain_vs_round0": paired_gain(champion_test, base["test"]),
+            "candidate_gain_vs_round0": paired_gain(test, base["test"]),
+            "collect_seconds": collect_seconds, "train_seconds": train_seconds, "eval_seconds": eval_seconds,
+        })
+        gain = history[-1]["champion_gain_vs_round0"]
+        print(f"seed {seed} {name} round {number}: candidate test {test['success_rate']:.0%}, "
+              f"{'promoted' if promoted else 'kept champion'}; champion {champion_test['success_rate']:.0%} "
+              f"({gain['difference']:+.0%} vs round 0); takeovers/ep {history[-1]['takeovers_per_episode']:.2f}; "
+              f"train {train_seconds:.0f}s eval {eval_seconds:.0f}s", flush=True)
+    return {"seed": seed, "method": name, "rounds": history}
+
+
+def _cached(path: Path, job, *args):
+    """Run ``job`` unless its result is already on disk (a re-run resumes the benchmark)."""
+    if path.exists():
+        return json.loads(path.read_text())
+    result = job(*args)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2))
+    return result
+
+
+def _run_all(pool, jobs):
+    futures = [pool.submit(_cached, *job) for job in jobs]
+    return [future.result() for future in futures]
+
+
+def summary_rows(bases: list[dict], runs: list[dict], rounds: int) -> list[list]:
+    """Per method and round: champion test success mean ± sd, paired gain vs round 0, takeovers, seconds."""
+    base_rates = [b["test"]["success_rate"] for b in bases]
+    rows = [["base (BC)", 0, f"{np.mean(base_rates):.0%} ± {np.std(base_rates):.0%}", "-", "-", "-",
+             round(float(np.mean([b["train_seconds"] for b in bases])), 1),
+             round(float(np.mean([b["eval_seconds"] for b in bases])), 1)]]
+    for name in dict.fromkeys(r["method"] for r in runs):
+        for number in range(1, rounds + 1):
+            entries = [r["rounds"][number - 1] for r in runs if r["method"] == name]
+            rates = [e["champion_test"] for e in entries]
+            gains = [e["champion_gain_vs_round0"] for e in entries]
+            significant = sum(g["ci95_low"] > 0 for g in gains)
+            rows.append([
+                name, number, f"{np.mean(rates):.0%} ± {np.std(rates):.0%}",
+                f"{np.mean([g['difference'] for g in gains]):+.0%} ({significant}/{len(gains)} seeds CI > 0)",
+                f"{np.mean([e['takeovers_per_episode'] for e in entries]):.2f}",
+                f"{np.mean([e['promoted'] for e in entries]):.0%}",
+                round(float(np.mean([e["train_seconds"] for e in entries])), 1),
+                round(float(np.mean([e["eval_seconds"] for e in entries])), 1),
+            ])
+    return rows
+
+
+def plot(bases: list[dict], runs: list[dict], rounds: int, path: Path) -> Path:
+    """Champion test success and takeovers per episode, per round and method (mean ± sd over seeds)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    base = [b["test"]["success_rate"] for b in bases]
+    for name in dict.fromkeys(r["method"] for r in runs):
+        mine = [r for r in runs if r["method"] == name]
+        base_of = {b["seed"]: b["test"]["success_rate"] for b in bases}
+        success = np.array([[base_of[r["seed"]], *(e["champion_test"] for e in r["rounds"])] for r in mine])
+        left.errorbar(range(rounds + 1), success.mean(axis=0), yerr=success.std(axis=0), marker="o", capsize=3,
+                      label=name)
+        takeovers = np.array([[e["takeovers_per_episode"] for e in r["rounds"]] for r in mine])
+        right.errorbar(range(1, rounds + 1), takeovers.mean(axis=0), yerr=takeovers.std(axis=0), marker="s",
+                       capsize=3, label=name)
+    left.axhline(float(np.mean(base)), color="grey", linestyle=":", label="round 0 (BC)")
+    left.set(title="champion success on test seeds (mean ± sd over seeds)", xlabel="round", ylabel="success",
+             ylim=(0, 1), xticks=range(rounds + 1))
+    right.set(title="takeovers per collected episode", xlabel="round (collected by the champion of round - 1)",
+              ylabel="takeovers / episode", xticks=range(1, rounds + 1))
+    left.legend(fontsize=7)
+    right.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    return path
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--base-tasks", nargs="+", default=None, help="default: env.tasks of the config")
-    parser.add_argument("--task", default="push", help="the task of the preference round")
-    parser.add_argument("--demos", type=int, default=20)
-    parser.add_argument("--bc-steps", type=int, default=2000)
-    parser.add_argument("--interactions", type=int, default=20)
-    parser.add_argument("--update-steps", type=int, default=300)
-    parser.add_argument("--lr", type=float, default=None, help="preference lr (default: config train.lr)")
-    parser.add_argument("--eval-episodes", type=int, default=20)
-    parser.add_argument("--methods", nargs="+", default=["dagger", "dpo", "kto", "apo"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
+    parser.add_argument("--test-episodes", type=int, default=100)
+    parser.add_argument("--jobs", type=int, default=2, help="processes at once (one core each)")
     parser.add_argument("--config", type=Path, default=None)
-    parser.add_argument("--name", default="learning", help="results file benchmarks/results/<name>.json")
+    parser.add_argument("--name", default="learning", help="results: benchmarks/results/<name>.json / .png")
     args = parser.parse_args()
 
     work = RESULTS / f"{args.name}-work"
-    shutil.rmtree(work, ignore_errors=True)
-    train_overrides = {"bc_steps": args.bc_steps, "update_steps": args.update_steps}
-    if args.lr is not None:
-        train_overrides["lr"] = args.lr
-    config = load_config(args.config, {"paths": {"workdir": str(work)}, "train": train_overrides})
-    torch.set_num_threads(config.train.threads)
-    common = dict(robot_id="bench", fps=config.env.fps)
-    rows, details = [], {}
-
-    def add(name, policy, task, train_seconds):
-        """Evaluate ``policy`` on the shared seeded episodes of ``task`` and add its row."""
-        start = time.perf_counter()
-        result = evaluate(config, lambda e: VlaActor(policy, e.instruction), tasks=[task],
-                          episodes=args.eval_episodes)[0]
-        eval_seconds = time.perf_counter() - start
-        low, high = result.interval
-        rows.append([name, task, f"{result.success_rate:.0%}", f"[{low:.2f}, {high:.2f}]",
-                     round(result.mean_length, 1), round(train_seconds, 1), round(eval_seconds, 1)])
-        details[f"{name} / {task}"] = {**result.to_dict(), "train_seconds": train_seconds,
-                                       "eval_seconds": eval_seconds}
-        print(f"{name} on {result.task}: {result.success_rate:.0%} [{low:.2f}, {high:.2f}]", flush=True)
-
-    def behaviour_cloned(task):
-        """Record the expert's demos of ``task``, BC-train a round 0 on them, save and score it."""
-        env = make_env(task, config.env)
-        demos = EpisodeStore.for_writing(work / "episodes" / "expert" / task)
-        collect_episodes(env, ScriptedExpert(env), None, demos, collection="expert", until=args.demos,
-                         base_seed=config.collect.seed, source="expert", policy_round=None, **common)
-        demo_steps = load_steps([demos.directory], config.labels)
-        start = time.perf_counter()
-        policy = train_policy(config, demo_steps, "bc", work / f"bc-{task}.work")
-        add("base (BC)", policy, task, time.perf_counter() - start)
-        policy.save_pretrained(work / "models" / task / "round-0000")
-        return policy, demos
-
-    base_tasks = dict.fromkeys([*(args.base_tasks or config.env.tasks), args.task])  # ordered, no repeats
-    bases = {task: behaviour_cloned(task) for task in base_tasks}
-    base, demos = bases[args.task]
-    base_dir = work / "models" / args.task / "round-0000"
-    env = make_env(args.task, config.env)
-    expert = ScriptedExpert(env)
-
-    interactions = EpisodeStore.for_writing(work / "episodes" / "round-0001" / args.task)
-    human = SimulatedHuman(expert, env, config.takeover)
-    collected = collect_episodes(env, VlaActor(base, env.instruction), human, interactions, collection="round-0001",
-                                 until=args.interactions,
-                                 base_seed=config.collect.seed + 100_000, source="interaction", policy_round=0,
-                                 **common)
-    round_steps = load_steps([demos.directory, interactions.directory], config.labels)
-
-    for method in args.methods:
-        start = time.perf_counter()
-        updated = train_policy(config, round_steps, method, work / f"{method}.work",
-                               reference=ApoVlaPolicy.from_pretrained(base_dir))
-        add(method, updated, args.task, time.perf_counter() - start)
-
-    report(
-        args.name,
-        ["policy", "task", "success", "95% CI", "mean length", "train s", "eval s"],
-        rows,
-        {
-            "base_tasks": list(bases),
-            "task": args.task,
-            "demos": args.demos,
-            "bc_steps": args.bc_steps,
-            "update_steps": args.update_steps,
-            "eval_episodes": args.eval_episodes,
-            "train_config": config.train.model_dump(mode="json"),
-            "policy_config": config.policy.model_dump(mode="json"),
-            "round0_collection": {
-                "episodes": collected.episodes,
-                "success_rate": collected.success_rate,
-                "takeovers_per_episode": collected.takeovers_per_episode,
-                "human_step_share": collected.human_step_share,
-                "label_counts": label_counts(round_steps.labels),
-            },
-            "results": details,
-        },
-    )
+    started = time.perf_counter()
+    with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
+        bases = _run_all(pool, [(work / f"seed-{s}" / "base.json", base_job, args.config, s, work, args.test_episodes)
+                                for s in args.seeds])
+        runs = _run_all(pool, [(work / f"seed-{s}" / f"{m}.json", method_job, args.config, s, m, args.rounds, work,
+                                args.test_episodes) for s in args.seeds for m in args.methods])
+    wall = time.perf_counter() - started
+    rows = summary_rows(bases, runs, args.rounds)
+    report(args.name, ["method", "round", "champion test success", "paired gain vs round 0", "takeovers/ep",
+                       "promoted", "train s", "eval s"], rows,
+           {"seeds": args.seeds, "rounds": args.rounds, "test_episodes": args.test_episodes, "jobs": args.jobs,
+            "wall_seconds": wall, "config": seeded_config(args.config, 0).model_dump(mode="json"),
+            "bases": bases, "runs": runs})
+    print(f"plot: {plot(bases, runs, args.rounds, RESULTS / f'{args.name}.png')}; wall time {wall / 60:.1f} min")
 
 
 if __name__ == "__main__":

@@ -12,10 +12,11 @@ import os
 import sys
 from pathlib import Path
 
-from apo_core.config import ApoConfig, load_config
+from apo_core.config import ApoConfig, load_config, with_overrides
 from apo_core.errors import ApoError
 
 EXIT_USER_ERROR = 2
+UPDATE_METHODS = ["dagger", "sirius", "dpo", "kto", "apo"]
 
 
 def _policy_spec(value: str) -> str:
@@ -39,13 +40,15 @@ def _build_parser() -> argparse.ArgumentParser:
     collect.add_argument("--no-human", action="store_true", help="deploy without the simulated human")
 
     train = commands.add_parser("train", help="behaviour cloning (bc) or a preference update from a previous model")
-    train.add_argument("--method", choices=["bc", "dagger", "dpo", "kto", "apo"], required=True)
+    train.add_argument("--method", choices=["bc", *UPDATE_METHODS], required=True)
     train.add_argument("--data", type=Path, nargs="+", default=None,
                        help="episode directories (default: bc: the expert demos; others: demos + every round)")
     train.add_argument("--from", dest="reference", type=Path, default=None,
                        help="the previous round's model directory (the reference; required except for bc)")
     train.add_argument("--out", type=Path, default=None, help="where to save the new model")
-    train.add_argument("--steps", type=int, default=None, help="override train.bc_steps / train.update_steps")
+    train.add_argument("--steps", type=int, default=None, help="bc: override train.bc_steps")
+    train.add_argument("--epochs", type=float, default=None,
+                       help="updates: override train.epochs (passes over the human-correction steps)")
 
     evaluate = commands.add_parser("evaluate", help="seeded evaluation episodes per task and perturbation suite")
     evaluate.add_argument("--model", required=True, help="a model directory, or 'expert' / 'random'")
@@ -54,6 +57,8 @@ def _build_parser() -> argparse.ArgumentParser:
                           help="'none' and/or perturbation suites from the config (default: none)")
     evaluate.add_argument("--episodes", type=int, default=None, help="per task and suite (default: evaluation.episodes)")
     evaluate.add_argument("--with-human", action="store_true", help="deploy with the simulated human (intervention rate)")
+    evaluate.add_argument("--split", choices=["validation", "test"], default="validation",
+                          help="seed range: validation (choosing settings, the gate) or test (reporting)")
     evaluate.add_argument("--json", type=Path, default=None, help="also write the results here")
 
     dataset = commands.add_parser("dataset", help="the versioned LeRobot dataset (git + DVC)")
@@ -86,7 +91,7 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--rounds", type=int, default=3)
     run = commands.add_parser("run", help="the loop with your config (S3, a Prefect server via PREFECT_API_URL, ...)")
     run.add_argument("--rounds", type=int, default=3, help="run until this many loop rounds exist")
-    run.add_argument("--method", choices=["dagger", "dpo", "kto", "apo"], default="apo")
+    run.add_argument("--method", choices=UPDATE_METHODS, default="apo")
     return parser
 
 
@@ -217,7 +222,7 @@ def _episode_dirs(config: ApoConfig, method: str) -> list[Path]:
 
 
 def run_train(config: ApoConfig, *, method: str, data: list[Path] | None, reference: Path | None,
-              out: Path | None, steps: int | None) -> Path:
+              out: Path | None, steps: int | None = None, epochs: float | None = None) -> Path:
     """Train a model (BC from scratch, or a preference update of ``reference``) and save it."""
     from tqdm import tqdm
 
@@ -229,18 +234,20 @@ def run_train(config: ApoConfig, *, method: str, data: list[Path] | None, refere
     directories = data or _episode_dirs(config, method)
     if not directories:
         raise ApoError(f"no episode directories under {config.paths.episodes}; run `apo collect` first")
-    if steps is not None:
-        config = config.model_copy(update={"train": config.train.model_copy(
-            update={"bc_steps" if method == "bc" else "update_steps": steps})})
+    budget = {"bc_steps": steps} if method == "bc" and steps is not None else {}
+    if method != "bc" and epochs is not None:
+        budget = {"epochs": epochs}
+    if budget:
+        config = with_overrides(config, {"train": budget})
     out = out or config.paths.models / method
     policy = _load_policy(reference) if reference is not None else None
     try:
         labelled = load_steps(directories, config.labels, policy.action_tokenizer if policy else None)
     except ValueError as exc:
         raise ApoError(str(exc)) from None
-    total = config.train.bc_steps if method == "bc" else config.train.update_steps
-    with tqdm(total=total, desc=f"train {method}", unit="step", file=sys.stderr) as progress:
-        def on_step(step, _total, metrics):
+    with tqdm(desc=f"train {method}", unit="step", file=sys.stderr) as progress:
+        def on_step(step, total, metrics):
+            progress.total = total
             progress.update(1)
             progress.set_postfix(loss=f"{metrics['loss']:.4f}")
 
@@ -255,7 +262,7 @@ def run_train(config: ApoConfig, *, method: str, data: list[Path] | None, refere
 
 
 def run_evaluate(config: ApoConfig, *, model: str, tasks: list[str] | None, suites: list[str] | None,
-                 episodes: int | None, with_human: bool, json_path: Path | None):
+                 episodes: int | None, with_human: bool, json_path: Path | None, split: str = "validation"):
     import json
 
     from apo_core.evaluate import evaluate
@@ -271,7 +278,8 @@ def run_evaluate(config: ApoConfig, *, model: str, tasks: list[str] | None, suit
 
         return VlaActor(policy, env.instruction, name=str(model))
 
-    results = evaluate(config, make_actor, tasks=tasks, suites=suites, episodes=episodes, with_human=with_human)
+    results = evaluate(config, make_actor, tasks=tasks, suites=suites, episodes=episodes, with_human=with_human,
+                       split=split, render=policy is None or policy.config.use_image)
     print(f"{'task':<18}{'suite':<16}{'success':>9}  {'95% CI':<15}{'length':>7}{'takeovers/ep':>14}{'human share':>13}")
     for r in results:
         low, high = r.interval
@@ -346,8 +354,7 @@ def run_publish(config: ApoConfig, round_number: int, model: Path, method: str, 
     import json
 
     from apo_core.data.round_dataset import workspace_for
-
-    from apo_core.loop import summarise
+    from apo_core.gate import summarise
 
     metrics = summarise(json.loads(metrics_path.read_text())) if metrics_path else {}
     workspace = workspace_for(config)
@@ -437,10 +444,10 @@ def main(argv: list[str] | None = None) -> int:
             )
         elif args.command == "train":
             run_train(config, method=args.method, data=args.data, reference=args.reference,
-                      out=args.out, steps=args.steps)
+                      out=args.out, steps=args.steps, epochs=args.epochs)
         elif args.command == "evaluate":
             run_evaluate(config, model=args.model, tasks=args.task, suites=args.suite, episodes=args.episodes,
-                         with_human=args.with_human, json_path=args.json)
+                         with_human=args.with_human, json_path=args.json, split=args.split)
         elif args.command == "dataset" and args.dataset_command == "build":
             run_dataset_build(config, args.round, args.data)
         elif args.command == "dataset" and args.dataset_command == "checkout":

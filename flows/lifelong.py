@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from prefect import flow
 
-from apo_core import loop
+from apo_core import loop, report
 from apo_core.config import ApoConfig, load_config
 from tasks import round_tasks as steps
 
@@ -83,8 +83,8 @@ def lifelong_round(config_path: str | None = None, workdir: str | None = None, m
     summary = loop.round_summary(config, number, version=version, metrics=metrics, outcome=outcome,
                                  collection=collection, label_counts=lineage["label_counts"])
     steps.publish_report(config, summary, lineage)
-    say(f"round {number}: success {summary['success_rate']:.0%}, promoted={summary['promoted']} "
-        f"({summary['promotion_reason']})")
+    say(f"round {number}: success {summary['success_rate']:.0%}, paired gain vs round 0 "
+        f"{report.gain_text(summary['gain_vs_round0'])}; promoted={summary['promoted']} ({summary['promotion_reason']})")
     return summary
 
 

@@ -98,16 +98,19 @@ def test_train_and_evaluate_round_trip(tmp_path):
         str(p) for p in (tmp_path / "work" / "episodes").glob("*/push") if p.parent.name != "expert"
     ]
     updated = apo(*base, "train", "--method", "apo", "--from", str(tmp_path / "round0"), "--data", *data,
-                  "--steps", "3", "--out", str(tmp_path / "round1"))
+                  "--epochs", "0.05", "--out", str(tmp_path / "round1"))
     assert updated.returncode == 0, updated.stderr
     results = tmp_path / "eval.json"
-    evaluated = apo(*base, "evaluate", "--model", str(tmp_path / "round1"), "--episodes", "1",
-                    "--suite", "none", "lighting", "--with-human", "--json", str(results))
+    evaluated = apo(*base, "evaluate", "--model", str(tmp_path / "round1"), "--episodes", "2",
+                    "--suite", "none", "lighting", "--with-human", "--split", "test", "--json", str(results))
     assert evaluated.returncode == 0, evaluated.stderr
     import json
 
     rows = json.loads(results.read_text())
     assert [r["suite"] for r in rows] == ["none", "lighting"]
     assert all(0 <= r["ci95_low"] <= r["success_rate"] <= r["ci95_high"] <= 1 for r in rows)
-    missing = apo(*base, "train", "--method", "kto", "--steps", "1")
+    assert [o["seed"] for o in rows[0]["outcomes"]] == [900_000_000, 900_000_001]  # the test seeds, kept by seed
+    bad_budget = apo(*base, "train", "--method", "kto", "--from", str(tmp_path / "round0"), "--epochs", "-1")
+    assert bad_budget.returncode == 2 and "train.epochs" in bad_budget.stderr
+    missing = apo(*base, "train", "--method", "kto", "--epochs", "1")
     assert missing.returncode == 2 and "needs --from" in missing.stderr

@@ -32,7 +32,7 @@ def tiny_config(tmp_path_factory, s3_endpoint):
 env: {{max_steps: 80}}
 collect: {{interactions_per_round: 3, expert_demos_per_task: 3}}
 evaluation: {{episodes: 2, perturbations: [{{name: lighting, kind: lighting, magnitude: 0.5, seed: 3}}]}}
-train: {{bc_steps: 20, update_steps: 200, bc_batch_size: 8, threads: 1, checkpoint_every: 10}}
+train: {{bc_steps: 20, epochs: 5, bc_batch_size: 8, threads: 1, checkpoint_every: 10}}
 dataset: {{remote: "s3://{bucket}/dvc", s3_endpoint_url: "{s3_endpoint}"}}
 registry: {{url: "s3://{bucket}/models", s3_endpoint_url: "{s3_endpoint}", promote_margin: 1.0}}
 paths: {{workdir: "{root / 'work'}"}}

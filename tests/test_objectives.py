@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from apo_core.objectives import (
+    balance_mass,
     action_logps,
     adaptive_weights,
     apo_loss,
@@ -129,3 +130,13 @@ def test_exact_kl_is_zero_for_equal_and_positive_otherwise():
     assert exact_token_kl(logprobs, logprobs).abs().max().item() < 1e-5
     other = torch.randn(3, 4, 256).log_softmax(-1)
     assert torch.all(exact_token_kl(logprobs, other) > 0)
+
+
+def test_balance_mass_sets_the_desirable_to_undesirable_ratio_and_keeps_the_total():
+    weights = torch.tensor([0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.8, 0.9])
+    desirable = torch.tensor([True] * 6 + [False] * 2)
+    balanced = balance_mass(weights, desirable, 4 / 3)
+    assert balanced.sum() == pytest.approx(weights.sum())
+    assert balanced[desirable].sum() / balanced[~desirable].sum() == pytest.approx(4 / 3)
+    assert torch.equal(balance_mass(weights, desirable, None), weights)
+    assert torch.equal(balance_mass(weights, torch.ones(8, dtype=torch.bool), 1.0), weights)  # no undesirable

@@ -17,7 +17,6 @@ from apo_core.registry import (
     ModelRegistry,
     RegistryError,
     backend_for,
-    promotion_decision,
 )
 
 
@@ -156,16 +155,3 @@ def test_a_real_s3_client_sees_the_documented_layout(saved_models, s3_endpoint):
                             ("action_stats.json", "config.json", "manifest.json", "model.safetensors")]
     champion = json.loads(client.get_object(Bucket="layout", Key="apo/champion.json")["Body"].read())
     assert champion["round"] == 3 and champion["dataset"]["git_tag"] == "dataset-round-0003"
-
-
-@pytest.mark.parametrize("candidate,champion,promote", [
-    ({"success_rate": 0.5, "ci95_low": 0.3}, None, True),
-    ({"success_rate": 0.5, "ci95_low": 0.3}, {"success_rate": 0.4, "ci95_low": 0.2}, True),
-    ({"success_rate": 0.3, "ci95_low": 0.1}, {"success_rate": 0.4, "ci95_low": 0.2}, False),
-    ({"success_rate": 0.5, "ci95_low": 0.1}, {"success_rate": 0.4, "ci95_low": 0.2}, False),
-    ({"success_rate": 0.5, "ci95_low": 0.3, "suites": {"lighting": 0.1}},
-     {"success_rate": 0.4, "ci95_low": 0.2, "suites": {"lighting": 0.4}}, False),
-])
-def test_promotion_gate(candidate, champion, promote):
-    decision, reason = promotion_decision(candidate, champion)
-    assert decision is promote and reason

@@ -2,7 +2,13 @@ import numpy as np
 import pytest
 
 from apo_core.labels import ActedBy, Label
-from apo_core.sampler import BalancedBatchSampler, preference_pools
+from apo_core.sampler import (
+    BalancedBatchSampler,
+    balanced_epochs,
+    preference_pools,
+    sirius_ratios,
+    uniform_epochs,
+)
 
 
 def make_pools(correct=500, human=200, failure=80):
@@ -63,3 +69,41 @@ def test_pools_from_labels():
     assert pools["human"].tolist() == [3, 4] and pools["failure"].tolist() == [2]
     assert preference_pools(labels, acted, autonomous_is_correct=True)["correct"].tolist() == [0, 1, 5, 7]
     assert Label.DROPPED == -1 and ActedBy.EXPERT_DEMO == 2
+
+
+@pytest.mark.parametrize("epochs", [1, 3, 50])
+def test_the_epoch_budget_visits_every_human_step_exactly_epochs_times(epochs):
+    pools = make_pools(correct=300, human=37, failure=20)
+    batches = balanced_epochs(BalancedBatchSampler(pools, batch_size=8, seed=1), epochs)
+    visits = np.bincount(np.concatenate([b["human"] for b in batches]), minlength=400)
+    assert set(visits[pools["human"]]) == {epochs}
+
+
+@pytest.mark.parametrize("epochs", [1, 4])
+def test_uniform_epochs_visit_every_step_exactly_epochs_times(epochs):
+    batches = uniform_epochs(np.arange(10, 31), batch_size=8, epochs=epochs, seed=0)
+    assert len(batches) == epochs * 3  # ceil(21 / 8) batches per pass
+    visits = np.bincount(np.concatenate(batches), minlength=31)
+    assert set(visits[10:31]) == {epochs} and not visits[:10].any()
+
+
+def test_a_fractional_epoch_stops_part_way():
+    sampler = BalancedBatchSampler(make_pools(human=80), batch_size=8, seed=0)  # 40 batches per epoch
+    assert len(balanced_epochs(sampler, 0.5)) == 20
+    assert len(uniform_epochs(np.arange(80), 8, 0.01, 0)) == 1
+
+
+def test_sirius_weights_sum_as_specified():
+    ratios = sirius_ratios(intervention_share=0.5, pre_intervention_share=0.002)
+    assert ratios == pytest.approx({"correct": 0.498, "human": 0.5, "failure": 0.002})
+    assert sum(ratios.values()) == pytest.approx(1.0)
+    sampler = BalancedBatchSampler(make_pools(correct=2000, human=500, failure=300), batch_size=8, ratios=ratios)
+    totals = dict.fromkeys(("correct", "human", "failure"), 0)
+    for batch in balanced_epochs(sampler, 4):
+        for name, indices in batch.items():
+            totals[name] += len(indices)
+    grand = sum(totals.values())
+    assert totals["human"] / grand == pytest.approx(0.5, abs=0.01)
+    assert totals["failure"] / grand == pytest.approx(0.002, abs=0.002)
+    with pytest.raises(ValueError, match="nothing for demos"):
+        sirius_ratios(0.9, 0.2)

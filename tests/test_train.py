@@ -8,7 +8,7 @@ from apo_core.train import build_policy, train_bc, train_preference
 
 
 def tiny(config, **update):
-    settings = {"bc_steps": 12, "update_steps": 6, "bc_batch_size": 8, "batch_size": 8, "checkpoint_every": 5,
+    settings = {"bc_steps": 12, "epochs": 0.05, "bc_batch_size": 8, "batch_size": 8, "checkpoint_every": 5,
                 "threads": 1, **update}
     return config.train.model_copy(update=settings)
 
@@ -61,17 +61,17 @@ def test_at_step_zero_policy_equals_reference_and_every_loss_is_one_half(method,
     from apo_core.policy import ApoVlaPolicy
 
     seen = []
-    train_preference(ApoVlaPolicy.from_pretrained(bc_policy_dir), small_round, method, tiny(config, update_steps=1),
+    train_preference(ApoVlaPolicy.from_pretrained(bc_policy_dir), small_round, method, tiny(config, epochs=1e-6),
                      tmp_path, on_step=lambda step, total, m: seen.append(m))
     assert seen[0]["loss_unweighted"] == pytest.approx(0.5, abs=1e-5)
 
 
-@pytest.mark.parametrize("method", ["dagger", "dpo", "kto", "apo"])
+@pytest.mark.parametrize("method", ["dagger", "sirius", "dpo", "kto", "apo"])
 def test_every_method_updates_the_policy(method, small_round, config, bc_policy_dir, tmp_path):
     from apo_core.policy import ApoVlaPolicy
 
     before = weights(ApoVlaPolicy.from_pretrained(bc_policy_dir))
-    settings = tiny(config, lr=1e-3, update_steps=6)
+    settings = tiny(config, lr=1e-3, epochs=0.1)
     updated = train_preference(ApoVlaPolicy.from_pretrained(bc_policy_dir), small_round, method, settings, tmp_path)
     after = updated.state_dict()
     assert set(after) == set(before), "merged policy must have the plain (LoRA-free) layout"
@@ -83,7 +83,22 @@ def test_exact_z0_and_subset_weights_run(small_round, config, bc_policy_dir, tmp
     from apo_core.policy import ApoVlaPolicy
 
     seen = []
-    settings = tiny(config, update_steps=2, z0_mode="exact", weight_norm="subset")
+    settings = tiny(config, epochs=0.02, z0_mode="exact", weight_norm="subset")
     train_preference(ApoVlaPolicy.from_pretrained(bc_policy_dir), small_round, "apo", settings, tmp_path,
                      on_step=lambda step, total, m: seen.append(m))
     assert seen[0]["z0"] == pytest.approx(0.0, abs=1e-5)  # KL(π || π) = 0 at step 0
+
+
+def test_a_full_update_trains_every_part_and_counts_steps_in_epochs(small_round, config, bc_policy_dir, tmp_path):
+    from apo_core.policy import ApoVlaPolicy
+    from apo_core.train import update_schedule
+
+    settings = tiny(config, lr=1e-3, epochs=0.1, update_params="full", nll_weight=1.0)
+    before = weights(ApoVlaPolicy.from_pretrained(bc_policy_dir))
+    totals = []
+    updated = train_preference(ApoVlaPolicy.from_pretrained(bc_policy_dir), small_round, "apo", settings, tmp_path,
+                               on_step=lambda step, total, m: totals.append((total, m["nll_anchor"])))
+    assert totals[0][0] == len(update_schedule(small_round, "apo", settings))
+    after = updated.state_dict()
+    changed = {name.split(".")[0] for name in before if not torch.equal(before[name], after[name])}
+    assert {"decoder", "state_projector"} <= changed

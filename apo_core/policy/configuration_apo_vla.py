@@ -18,7 +18,9 @@ StateInputs = Literal["proprio", "proprio+goal", "proprio+objects"]
 
 @dataclass
 class ApoVlaConfig:
-    # observation
+    # observation. Without the image (use_image=False) the model has no vision tower and
+    # the world need not render while the policy acts: ~10x cheaper episodes on a CPU.
+    use_image: bool = True
     image_size: int = 64
     patch_size: int = 16
     proprio_dim: int = 4
@@ -27,6 +29,11 @@ class ApoVlaConfig:
     # position (the target the instruction refers to); "proprio+objects" adds the
     # privileged object poses too, which makes behaviour cloning far easier.
     state_inputs: StateInputs = "proprio+goal"
+    # Per-dim mean and std of the selected state over the expert demonstrations: the state
+    # is standardised before its projection (raw positions vary by centimetres, which a
+    # freshly initialised MLP barely resolves). None: fed raw.
+    state_mean: list[float] | None = None
+    state_std: list[float] | None = None
     max_instruction_tokens: int = 8
     # vision tower (SigLIP)
     vision_hidden_size: int = 64
@@ -52,7 +59,7 @@ class ApoVlaConfig:
 
     @property
     def image_tokens(self) -> int:
-        return (self.image_size // self.patch_size) ** 2
+        return (self.image_size // self.patch_size) ** 2 if self.use_image else 0
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=2))

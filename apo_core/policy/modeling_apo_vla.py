@@ -43,6 +43,15 @@ ACTION_STATS_FILE = "action_stats.json"
 DECODER_LORA_TARGETS = r".*decoder\.model\.layers\.\d+\.(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)"
 
 
+def state_input(state_inputs: str, proprio: torch.Tensor, environment_state: torch.Tensor) -> torch.Tensor:
+    """The low-dim policy input: proprio [+ goal position | + every object pose and the goal]."""
+    if state_inputs == "proprio":
+        return proprio
+    if state_inputs == "proprio+goal":
+        return torch.cat([proprio, environment_state[:, -3:]], dim=-1)
+    return torch.cat([proprio, environment_state], dim=-1)
+
+
 def instruction_vocab(instructions: list[str]) -> list[str]:
     words = sorted({word for text in instructions for word in text.lower().split()})
     return SPECIAL_TOKENS + words
@@ -90,7 +99,7 @@ class ApoVlaPolicy(nn.Module):
                 patch_size=config.patch_size,
                 vision_use_head=False,
             )
-        )
+        ) if config.use_image else None
         prefix_length = config.image_tokens + 1 + config.max_instruction_tokens + 1
         self.decoder = LlamaForCausalLM(
             LlamaConfig(
@@ -104,14 +113,20 @@ class ApoVlaPolicy(nn.Module):
                 tie_word_embeddings=False,
             )
         )
-        self.image_projector = nn.Linear(config.vision_hidden_size, config.hidden_size)
+        self.image_projector = nn.Linear(config.vision_hidden_size, config.hidden_size) if config.use_image else None
         self.state_projector = nn.Sequential(
             nn.Linear(config.state_dim, config.hidden_size), nn.GELU(), nn.Linear(config.hidden_size, config.hidden_size)
         )
         self.aux_head = nn.Sequential(
-            nn.Linear(2 * config.hidden_size, config.hidden_size), nn.GELU(), nn.Linear(config.hidden_size, config.action_dim)
+            nn.Linear((2 if config.use_image else 1) * config.hidden_size, config.hidden_size), nn.GELU(),
+            nn.Linear(config.hidden_size, config.action_dim),
         )
         self._instruction_cache: dict[str, list[int]] = {}
+        # Not in the state dict: the statistics live in the config (saved as config.json).
+        mean = torch.tensor(config.state_mean if config.state_mean is not None else [0.0] * config.state_dim)
+        std = torch.tensor(config.state_std if config.state_std is not None else [1.0] * config.state_dim)
+        self.register_buffer("state_mean", mean.float(), persistent=False)
+        self.register_buffer("state_std", std.float(), persistent=False)
 
     # ----- inputs -------------------------------------------------------------------
     def instruction_ids(self, instructions: list[str]) -> torch.Tensor:
@@ -126,23 +141,26 @@ class ApoVlaPolicy(nn.Module):
         return torch.tensor(rows, dtype=torch.long)
 
     def select_state(self, proprio: torch.Tensor, environment_state: torch.Tensor) -> torch.Tensor:
-        if self.config.state_inputs == "proprio":
-            return proprio
-        if self.config.state_inputs == "proprio+goal":
-            return torch.cat([proprio, environment_state[:, -3:]], dim=-1)
-        return torch.cat([proprio, environment_state], dim=-1)
+        """The low-dim input the config names, standardised with the demonstrations' statistics."""
+        state = state_input(self.config.state_inputs, proprio, environment_state)
+        return (state - self.state_mean) / self.state_std
 
     @staticmethod
     def pixels(images: torch.Tensor) -> torch.Tensor:
         """uint8 [B, H, W, 3] -> float [B, 3, H, W] in [-1, 1]."""
         return images.permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
 
-    def prefix(self, pixels: torch.Tensor, state: torch.Tensor, instruction_ids: torch.Tensor):
-        """Embeddings of [image patches, state, instruction, BOA] and the pooled features."""
-        patches = self.image_projector(self.vision(pixel_values=pixels).last_hidden_state)
+    def prefix(self, pixels: torch.Tensor | None, state: torch.Tensor, instruction_ids: torch.Tensor):
+        """Embeddings of [image patches, state, instruction, BOA] and the pooled features.
+
+        ``pixels`` is ignored (may be None) when the model has no vision tower.
+        """
         state_token = self.state_projector(state).unsqueeze(1)
         embed = self.decoder.get_input_embeddings()
         boa = embed(torch.full((len(state), 1), self.boa_id, dtype=torch.long, device=state.device))
+        if self.vision is None:
+            return torch.cat([state_token, embed(instruction_ids), boa], dim=1), state_token.squeeze(1)
+        patches = self.image_projector(self.vision(pixel_values=pixels).last_hidden_state)
         embeds = torch.cat([patches, state_token, embed(instruction_ids), boa], dim=1)
         pooled = torch.cat([patches.mean(dim=1), state_token.squeeze(1)], dim=-1)
         return embeds, pooled
