@@ -2,6 +2,7 @@
 after close() renders black frames (MEASURED_NOTES.md), and building one costs ~0.5 s."""
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -79,3 +80,16 @@ def s3_endpoint():
     boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="apo-datasets")
     yield endpoint
     server.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_prefect_temporary_server():
+    """Prefect stops its temporary API server from an atexit hook, after pytest has closed the
+    stream its log handler writes to ("--- Logging error ---" after the summary): stop it
+    here, while the streams are open."""
+    yield
+    if "prefect.server.api.server" in sys.modules:
+        from prefect.server.api.server import SubprocessASGIServer
+
+        for server in list(SubprocessASGIServer._instances.values()):
+            server.stop()
