@@ -18,7 +18,8 @@ DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "configs" / "defa
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # inf / nan are refused in every float field: `promote_margin: .nan` would promote anything
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class EnvConfig(_Strict):
@@ -164,6 +165,13 @@ class TrainConfig(_Strict):
         default_factory=lambda: {"correct": 0.5, "human": 0.25, "failure": 0.25}
     )
     autonomous_is_correct: bool = Field(False, description="the public code's choice; the paper's is False")
+
+    @model_validator(mode="after")
+    def _z0_clamp_ordered(self) -> TrainConfig:
+        low, high = self.z0_clamp or (None, None)
+        if low is not None and high is not None and low > high:
+            raise ValueError(f"train.z0_clamp must be [low, high] with low <= high, got [{low}, {high}]")
+        return self
     desirable_mass_ratio: float | None = Field(
         None, gt=0, description="KTO-style balance: rescale λ so Σλ_D / Σλ_U = this (None: as the formula gives)")
     nll_weight: float = Field(0.0, ge=0, description="NLL anchor on desirable samples (TRL's rpo_alpha); 0 = none")

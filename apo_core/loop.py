@@ -49,6 +49,20 @@ def expert_dir(config: ApoConfig, task: str) -> Path:
     return config.paths.episodes / "expert" / task
 
 
+def loop_tasks(config: ApoConfig) -> list[str]:
+    """The tasks the loop runs on: the first ``loop_tasks`` of env.tasks."""
+    return config.env.tasks[: config.loop_tasks]
+
+
+def next_round(config: ApoConfig) -> int:
+    """The pending round, worked out from the data: the first without a finished summary."""
+    finished = {h["round"] for h in round_history(config)}
+    number = 1
+    while number in finished:
+        number += 1
+    return number
+
+
 def collection_stats(directory: Path) -> dict:
     """Intervention statistics of every episode recorded in ``directory`` (from the data)."""
     return recorded_summary(EpisodeStore(directory)).to_dict()

@@ -21,28 +21,15 @@ def _config(config_path: str | None, workdir: str | None) -> ApoConfig:
     return load_config(config_path, {"paths": {"workdir": workdir}} if workdir else None)
 
 
-def _loop_tasks(config: ApoConfig) -> list[str]:
-    return config.env.tasks[: config.loop_tasks]
-
-
 def say(message: str) -> None:
     """Progress for the person at the terminal (Prefect's own logs stay at WARNING there)."""
     print(message, flush=True)
 
 
-def next_round(config: ApoConfig) -> int:
-    """The pending round, worked out from the data: the first without a finished summary."""
-    finished = {h["round"] for h in loop.round_history(config)}
-    number = 1
-    while number in finished:
-        number += 1
-    return number
-
-
 @flow(name="bootstrap")
 def bootstrap(config_path: str | None = None, workdir: str | None = None) -> dict:
     config = _config(config_path, workdir)
-    tasks = _loop_tasks(config)
+    tasks = loop.loop_tasks(config)
     for task_name in tasks:
         steps.record_demonstrations(config, task_name)
     say(f"bootstrap: {config.collect.expert_demos_per_task} expert demonstrations per task on {tasks}")
@@ -64,8 +51,8 @@ def bootstrap(config_path: str | None = None, workdir: str | None = None) -> dic
 def lifelong_round(config_path: str | None = None, workdir: str | None = None, method: str = "apo",
                    round_number: int | None = None) -> dict:
     config = _config(config_path, workdir)
-    tasks = _loop_tasks(config)
-    number = round_number or next_round(config)
+    tasks = loop.loop_tasks(config)
+    number = round_number or loop.next_round(config)
     champion_round, champion_dir = steps.deploy_champion(config)
     say(f"round {number}: deployed champion round {champion_round}; collecting with the simulated human")
     collection = {}
@@ -95,8 +82,8 @@ def lifelong(config_path: str | None = None, workdir: str | None = None, rounds:
     champion, _ = loop.registry_for(config).champion()
     if champion is None:
         bootstrap(config_path, workdir)
-    target = next_round(config) + rounds - 1
-    while next_round(config) <= target:
+    target = loop.next_round(config) + rounds - 1
+    while loop.next_round(config) <= target:
         lifelong_round(config_path, workdir, method)
     return loop.round_history(config)
 

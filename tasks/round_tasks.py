@@ -18,6 +18,7 @@ from prefect.events import emit_event
 from apo_core import loop, report
 from apo_core.config import ApoConfig
 from apo_core.data.versioning import DatasetVersion
+from tasks.progress import StepProgress
 
 STEP = dict(cache_policy=NO_CACHE, persist_result=False)
 IO_RETRIES = dict(retries=2, retry_delay_seconds=3)
@@ -46,7 +47,21 @@ def collect_interactions(config: ApoConfig, round_number: int, policy_round: int
                      "success": episode.meta.success},
         )
 
-    loop.collect_interactions(config, round_number, policy_round, model_dir, task_name, on_episode=announce)
+    total = config.collect.interactions_per_round
+    progress = StepProgress(f"round {round_number}: collect {task_name}", total, "episodes")
+    counts = {"done": 0, "takeovers": 0, "successes": 0}
+
+    def announce_and_count(episode, path):
+        announce(episode, path)
+        counts["done"] += 1
+        counts["takeovers"] += episode.meta.n_takeovers
+        counts["successes"] += int(episode.meta.success)
+        progress.update(counts["done"], takeovers=str(counts["takeovers"]),
+                        success=f"{counts['successes'] / counts['done']:.0%}")
+
+    loop.collect_interactions(config, round_number, policy_round, model_dir, task_name,
+                              on_episode=announce_and_count)
+    progress.close()
     return loop.collection_stats(loop.interaction_dir(config, round_number, task_name))
 
 
@@ -58,12 +73,31 @@ def version_dataset(config: ApoConfig, round_number: int, tasks: list[str]) -> t
 @task(name="train-round", **STEP)
 def train_round(config: ApoConfig, round_number: int, tasks: list[str], method: str,
                 reference_dir: Path | None) -> Path:
-    return loop.train_round(config, round_number, tasks, method, reference_dir)
+    progress = StepProgress(f"round {round_number}: train {method}", None, "steps")
+
+    def on_step(step: int, total: int, metrics: dict) -> None:
+        progress.update(step, total, loss=f"{metrics['loss']:.4f}")
+
+    model_dir = loop.train_round(config, round_number, tasks, method, reference_dir, on_step=on_step)
+    progress.close()
+    return model_dir
 
 
 @task(name="evaluate", **STEP)
 def evaluate_round(config: ApoConfig, round_number: int, model_dir: Path, tasks: list[str]) -> dict:
-    return loop.evaluate_round(config, round_number, model_dir, tasks)
+    suites = 1 + len(config.evaluation.perturbations)
+    total = len(tasks) * (config.evaluation.episodes + (suites - 1) * config.evaluation.perturbed_episodes)
+    progress = StepProgress(f"round {round_number}: evaluate", total, "episodes")
+    counts = {"done": 0, "successes": 0}
+
+    def on_episode(outcome) -> None:
+        counts["done"] += 1
+        counts["successes"] += int(outcome.success)
+        progress.update(counts["done"], success=f"{counts['successes'] / counts['done']:.0%}")
+
+    metrics = loop.evaluate_round(config, round_number, model_dir, tasks, on_episode=on_episode)
+    progress.close()
+    return metrics
 
 
 @task(name="publish-round", **STEP, **IO_RETRIES)

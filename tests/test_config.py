@@ -53,3 +53,15 @@ def test_a_user_file_changes_only_what_it_names(tmp_path):
     config = load_config(path)
     assert config.env.max_steps == 50 and config.env.camera == "corner2"
     assert len(config.evaluation.perturbations) == 4
+
+
+@pytest.mark.parametrize("overrides,field", [
+    ({"train": {"lr": float("inf")}}, "train.lr"),
+    ({"registry": {"promote_margin": float("nan")}}, "registry.promote_margin"),
+    ({"train": {"z0_clamp": [5.0, -5.0]}}, "z0_clamp"),
+    ({"train": {"epochs": 0}}, "train.epochs"),
+    ({"evaluation": {"seed": 800_000_000, "test_seed": 800_000_010}}, "overlap"),
+])
+def test_non_finite_values_inverted_ranges_and_overlapping_seeds_are_refused(overrides, field):
+    with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+        load_config(None, overrides)

@@ -1,0 +1,271 @@
+"""`apo collect`, `apo train` and `apo evaluate`: deploy a policy and record episodes, train a model (BC or a
+preference update), and run seeded evaluation episodes; plus the helpers that resolve a policy spec
+(expert | random | round number | model directory) to an actor, episode directory and seed range.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from apo_core.config import ApoConfig, with_overrides
+from apo_core.errors import ApoError
+from flows.cli_common import UPDATE_METHODS
+
+
+def add_commands(commands) -> None:
+    """Add collect, train and evaluate to the ``apo`` subparsers."""
+    collect = commands.add_parser("collect", help="deploy a policy with the simulated human watching; record episodes")
+    collect.add_argument("--task", required=True, help="MetaWorld task, e.g. push, pick-place")
+    collect.add_argument("--episodes", type=int, required=True, help="how many episodes to add")
+    collect.add_argument("--policy", type=_policy_spec, required=True, help="expert | random | <round number>")
+    collect.add_argument("--out", type=Path, default=None, help="episode directory (default: under the workdir)")
+    collect.add_argument("--perturbation", default=None, help="a perturbation suite named in the config")
+    collect.add_argument("--no-human", action="store_true", help="deploy without the simulated human")
+    collect.set_defaults(handler=_collect)
+
+    train = commands.add_parser("train", help="behaviour cloning (bc) or a preference update from a previous model")
+    train.add_argument("--method", choices=["bc", *UPDATE_METHODS], required=True)
+    train.add_argument("--data", type=Path, nargs="+", default=None,
+                       help="episode directories (default: bc: the expert demos; others: demos + every round)")
+    train.add_argument("--from", dest="reference", type=Path, default=None,
+                       help="the previous round's model directory (the reference; required except for bc)")
+    train.add_argument("--out", type=Path, default=None, help="where to save the new model")
+    train.add_argument("--steps", type=int, default=None, help="bc: override train.bc_steps")
+    train.add_argument("--epochs", type=float, default=None,
+                       help="updates: override train.epochs (passes over the human-correction steps)")
+    train.set_defaults(handler=_train)
+
+    evaluate = commands.add_parser("evaluate", help="seeded evaluation episodes per task and perturbation suite")
+    evaluate.add_argument("--model", required=True, help="a model directory, or 'expert' / 'random'")
+    evaluate.add_argument("--task", nargs="+", default=None, help="tasks (default: env.tasks)")
+    evaluate.add_argument("--suite", nargs="+", default=None,
+                          help="'none' and/or perturbation suites from the config (default: none)")
+    evaluate.add_argument("--episodes", type=int, default=None, help="per task and suite (default: evaluation.episodes)")
+    evaluate.add_argument("--with-human", action="store_true", help="deploy with the simulated human (intervention rate)")
+    evaluate.add_argument("--split", choices=["validation", "test"], default="validation",
+                          help="seed range: validation (choosing settings, the gate) or test (reporting)")
+    evaluate.add_argument("--json", type=Path, default=None, help="also write the results here")
+    evaluate.set_defaults(handler=_evaluate)
+
+
+def _collect(config: ApoConfig, args: argparse.Namespace) -> None:
+    run_collect(
+        config,
+        task=args.task,
+        episodes=args.episodes,
+        policy=args.policy,
+        out=args.out,
+        perturbation_name=args.perturbation,
+        human=not args.no_human,
+    )
+
+
+def _train(config: ApoConfig, args: argparse.Namespace) -> None:
+    run_train(config, method=args.method, data=args.data, reference=args.reference,
+              out=args.out, steps=args.steps, epochs=args.epochs)
+
+
+def _evaluate(config: ApoConfig, args: argparse.Namespace) -> None:
+    run_evaluate(config, model=args.model, tasks=args.task, suites=args.suite, episodes=args.episodes,
+                 with_human=args.with_human, json_path=args.json, split=args.split)
+
+
+def _policy_spec(value: str) -> str:
+    if value in ("expert", "random") or value.isdigit() or Path(value).is_dir():
+        return value
+    raise argparse.ArgumentTypeError(f"expected 'expert', 'random', a round number or a model directory, got {value!r}")
+
+
+def _episode_dir(config: ApoConfig, policy: str, task: str) -> Path:
+    """Interactions collected by policy round N are the new data of round N + 1."""
+    if policy.isdigit():
+        tag = f"round-{int(policy) + 1:04d}"
+    elif policy in ("expert", "random"):
+        tag = policy
+    else:
+        tag = f"model-{Path(policy).resolve().name}"
+    return config.paths.episodes / tag / task
+
+
+def _base_seed(config: ApoConfig, policy: str) -> int:
+    """Disjoint seed ranges per collection, so no two collections replay one layout."""
+    if policy.isdigit():
+        return config.collect.seed + 100_000 * (1 + int(policy))
+    return config.collect.seed + {"expert": 0, "random": 50_000}.get(policy, 75_000)
+
+
+def _load_policy(directory: Path):
+    from apo_core.policy import ApoVlaPolicy
+
+    try:
+        return ApoVlaPolicy.from_pretrained(directory)
+    except FileNotFoundError as exc:
+        raise ApoError(str(exc)) from None
+
+
+def _round_dir(config: ApoConfig, round_number: int) -> Path:
+    return config.paths.models / f"round-{round_number:04d}"
+
+
+def _resolve_actor(policy: str, env, config: ApoConfig):
+    """expert | random | a round number (under the workdir's models/) | a model directory."""
+    from apo_core.actors import RandomActor
+    from apo_core.human import ScriptedExpert
+    from apo_core.policy.actor import VlaActor
+
+    if policy == "expert":
+        return ScriptedExpert(env)
+    if policy == "random":
+        return RandomActor(env.action_dim)
+    directory = _round_dir(config, int(policy)) if policy.isdigit() else Path(policy)
+    if not directory.is_dir():
+        raise ApoError(f"policy {policy}: no trained model at {directory}")
+    return VlaActor(_load_policy(directory), env.instruction, name=f"vla:{directory.name}")
+
+
+def run_collect(
+    config: ApoConfig,
+    *,
+    task: str,
+    episodes: int,
+    policy: str,
+    out: Path | None = None,
+    perturbation_name: str | None = None,
+    human: bool = True,
+):
+    """Add ``episodes`` episodes of ``policy`` on ``task``; print and return the summary."""
+    from tqdm import tqdm
+
+    from apo_core.collect import collect_episodes
+    from apo_core.envs import make_env
+    from apo_core.episodes import EpisodeStore
+    from apo_core.human import ScriptedExpert, SimulatedHuman
+    from apo_core.labels import label_counts, label_steps
+
+    if episodes < 1:
+        raise ApoError(f"--episodes must be >= 1, got {episodes}")
+    perturbation = config.perturbation(perturbation_name) if perturbation_name else None
+    env = make_env(task, config.env, perturbation)
+    actor = _resolve_actor(policy, env, config)
+    store = EpisodeStore.for_writing(out or _episode_dir(config, policy, task))
+    source = "expert" if policy == "expert" else "interaction"
+    overseer = SimulatedHuman(ScriptedExpert(env), env, config.takeover) if human and source != "expert" else None
+    start = store.next_index()
+    counts: dict[str, int] = {}
+
+    def count_labels(episode, _path) -> None:
+        progress.update(1)
+        if episode.meta.source == "expert":
+            counts["expert_demo"] = counts.get("expert_demo", 0) + len(episode)
+            return
+        labels = label_steps(episode.acted_by, k=config.labels.k, episode_success=episode.meta.success,
+                             label_unrescued_failure=config.labels.label_unrescued_failure)
+        for name, count in label_counts(labels).items():
+            counts[name] = counts.get(name, 0) + count
+
+    with tqdm(total=episodes, desc=f"collect {task} ({policy})", unit="ep", file=sys.stderr) as progress:
+        summary = collect_episodes(
+            env,
+            actor,
+            overseer,
+            store,
+            collection=_episode_dir(config, policy, task).parent.name,
+            until=start + episodes,
+            base_seed=_base_seed(config, policy),
+            source=source,
+            policy_round=int(policy) if policy.isdigit() else None,
+            robot_id=config.collect.robot_id,
+            fps=config.env.fps,
+            perturbation=perturbation_name,
+            on_episode=count_labels,
+        )
+    _print_summary(task, policy, store.directory, summary, counts, config.labels.k)
+    return summary
+
+
+def _print_summary(task: str, policy: str, directory: Path, summary, counts: dict[str, int], k: int) -> None:
+    print(f"task {task}, policy {policy}: {summary.episodes} episodes -> {directory}")
+    print(f"  success rate        {summary.success_rate:6.1%}  ({summary.successes}/{summary.episodes})")
+    print(f"  takeovers/episode   {summary.takeovers_per_episode:6.2f}")
+    print(f"  human-step share    {summary.human_step_share:6.1%}  ({summary.human_steps}/{summary.steps} steps)")
+    print("  labels (K=%d)       " % k + ", ".join(f"{name.lower()} {n}" for name, n in counts.items() if n))
+
+
+def _episode_dirs(config: ApoConfig, method: str) -> list[Path]:
+    roots = [config.paths.episodes / "expert"]
+    if method != "bc":
+        roots += sorted(config.paths.episodes.glob("round-*"))
+    return [root / task for root in roots for task in config.env.tasks if (root / task).is_dir()]
+
+
+def run_train(config: ApoConfig, *, method: str, data: list[Path] | None, reference: Path | None,
+              out: Path | None, steps: int | None = None, epochs: float | None = None) -> Path:
+    """Train a model (BC from scratch, or a preference update of ``reference``) and save it."""
+    from tqdm import tqdm
+
+    from apo_core.data.steps import load_steps
+    from apo_core.loop import train_policy
+
+    if method != "bc" and reference is None:
+        raise ApoError(f"--method {method} needs --from: the previous round's model (the reference)")
+    directories = data or _episode_dirs(config, method)
+    if not directories:
+        raise ApoError(f"no episode directories under {config.paths.episodes}; run `apo collect` first")
+    budget = {"bc_steps": steps} if method == "bc" and steps is not None else {}
+    if method != "bc" and epochs is not None:
+        budget = {"epochs": epochs}
+    if budget:
+        config = with_overrides(config, {"train": budget})
+    out = out or config.paths.models / method
+    policy = _load_policy(reference) if reference is not None else None
+    try:
+        labelled = load_steps(directories, config.labels, policy.action_tokenizer if policy else None)
+    except ValueError as exc:
+        raise ApoError(str(exc)) from None
+    with tqdm(desc=f"train {method}", unit="step", file=sys.stderr) as progress:
+        def on_step(step, total, metrics):
+            progress.total = total
+            progress.update(1)
+            progress.set_postfix(loss=f"{metrics['loss']:.4f}")
+
+        try:
+            policy = train_policy(config, labelled, method, out.with_name(out.name + ".work"), reference=policy,
+                                  on_step=on_step)
+        except ValueError as exc:
+            raise ApoError(str(exc)) from None
+    policy.save_pretrained(out)
+    print(f"{method}: trained on {len(labelled)} steps from {len(directories)} episode directories -> {out}")
+    return out
+
+
+def run_evaluate(config: ApoConfig, *, model: str, tasks: list[str] | None, suites: list[str] | None,
+                 episodes: int | None, with_human: bool, json_path: Path | None, split: str = "validation"):
+    import json
+
+    from apo_core.evaluate import evaluate
+
+    if episodes is not None and episodes < 1:
+        raise ApoError(f"--episodes must be >= 1, got {episodes}")
+    policy = None if model in ("expert", "random") else _load_policy(Path(model))
+
+    def make_actor(env):
+        if policy is None:
+            return _resolve_actor(model, env, config)
+        from apo_core.policy.actor import VlaActor
+
+        return VlaActor(policy, env.instruction, name=str(model))
+
+    results = evaluate(config, make_actor, tasks=tasks, suites=suites, episodes=episodes, with_human=with_human,
+                       split=split, render=policy is None or policy.config.use_image)
+    print(f"{'task':<18}{'suite':<16}{'success':>9}  {'95% CI':<15}{'length':>7}{'takeovers/ep':>14}{'human share':>13}")
+    for r in results:
+        low, high = r.interval
+        takeovers = "-" if r.takeovers_per_episode is None else f"{r.takeovers_per_episode:.2f}"
+        share = "-" if r.human_step_share is None else f"{r.human_step_share:.1%}"
+        print(f"{r.task:<18}{r.suite:<16}{r.success_rate:>8.0%}  [{low:.2f}, {high:.2f}]   {r.mean_length:>7.1f}"
+              f"{takeovers:>14}{share:>13}")
+    if json_path is not None:
+        json_path.write_text(json.dumps([r.to_dict() for r in results], indent=2))
+    return results
