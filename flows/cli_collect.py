@@ -207,6 +207,7 @@ def run_train(config: ApoConfig, *, method: str, data: list[Path] | None, refere
 
     from apo_core.data.steps import load_steps
     from apo_core.loop import train_policy
+    from apo_core.train import update_schedule
 
     if method != "bc" and reference is None:
         raise ApoError(f"--method {method} needs --from: the previous round's model (the reference)")
@@ -224,9 +225,12 @@ def run_train(config: ApoConfig, *, method: str, data: list[Path] | None, refere
         labelled = load_steps(directories, config.labels, policy.action_tokenizer if policy else None)
     except ValueError as exc:
         raise ApoError(str(exc)) from None
-    with tqdm(desc=f"train {method}", unit="step", file=sys.stderr) as progress:
+    try:
+        total = config.train.bc_steps if method == "bc" else len(update_schedule(labelled, method, config.train))
+    except ValueError as exc:
+        raise ApoError(str(exc)) from None
+    with tqdm(total=total, desc=f"train {method}", unit="step", file=sys.stderr) as progress:
         def on_step(step, total, metrics):
-            progress.total = total
             progress.update(1)
             progress.set_postfix(loss=f"{metrics['loss']:.4f}")
 
@@ -257,8 +261,22 @@ def run_evaluate(config: ApoConfig, *, model: str, tasks: list[str] | None, suit
 
         return VlaActor(policy, env.instruction, name=str(model))
 
-    results = evaluate(config, make_actor, tasks=tasks, suites=suites, episodes=episodes, with_human=with_human,
-                       split=split, render=policy is None or policy.config.use_image)
+    from tqdm import tqdm
+
+    from apo_core.evaluate import evaluation_seeds
+
+    suite_names = suites or ["none"]
+    total = len(tasks or config.env.tasks) * sum(len(evaluation_seeds(config, s, split, episodes)) for s in suite_names)
+    successes = []
+
+    def on_episode(outcome) -> None:
+        successes.append(outcome.success)
+        progress.update(1)
+        progress.set_postfix(success=f"{sum(successes) / len(successes):.0%}")
+
+    with tqdm(total=total, desc=f"evaluate ({split} seeds)", unit="ep", file=sys.stderr) as progress:
+        results = evaluate(config, make_actor, tasks=tasks, suites=suites, episodes=episodes, with_human=with_human,
+                           split=split, render=policy is None or policy.config.use_image, on_episode=on_episode)
     print(f"{'task':<18}{'suite':<16}{'success':>9}  {'95% CI':<15}{'length':>7}{'takeovers/ep':>14}{'human share':>13}")
     for r in results:
         low, high = r.interval

@@ -25,7 +25,7 @@ def add_commands(commands) -> None:
 
 
 def _demo(config: ApoConfig, args: argparse.Namespace) -> None:
-    run_loop(config, None, rounds=args.rounds, method="apo")
+    run_loop(config, args.config, rounds=args.rounds, method="apo")
 
 
 def _run(config: ApoConfig, args: argparse.Namespace) -> None:
