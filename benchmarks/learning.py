@@ -18,7 +18,8 @@ paired difference to round 0 (mean, and on how many seeds the 95% interval exclu
 takeovers per collected episode, and train / eval seconds. Writes
 benchmarks/results/<name>.json and <name>.png. Jobs (one per seed, then one per seed ×
 method) run ``--jobs`` at a time in fresh processes; a re-run reuses finished jobs from
-benchmarks/results/<name>-work/ (delete it to start over).
+benchmarks/results/<name>-work/ (delete it to start over); ``--report-only`` reports the
+finished jobs without running any.
 """
 
 from __future__ import annotations
@@ -213,9 +214,10 @@ def _run_all(pool, jobs):
 
 
 def summary_rows(bases: list[dict], runs: list[dict], rounds: int) -> list[list]:
-    """Per method and round: champion test success mean ± sd, paired gain vs round 0, takeovers, seconds."""
+    """Per method and round: the candidate's and the champion's test success (mean ± sd over seeds), the
+    champion's paired gain vs round 0, takeovers per collected episode, seconds."""
     base_rates = [b["test"]["success_rate"] for b in bases]
-    rows = [["base (BC)", 0, f"{np.mean(base_rates):.0%} ± {np.std(base_rates):.0%}", "-", "-", "-",
+    rows = [["base (BC)", 0, len(bases), "-", f"{np.mean(base_rates):.0%} ± {np.std(base_rates):.0%}", "-", "-", "-",
              round(float(np.mean([b["train_seconds"] for b in bases])), 1),
              round(float(np.mean([b["eval_seconds"] for b in bases])), 1)]]
     for name in dict.fromkeys(r["method"] for r in runs):
@@ -224,8 +226,10 @@ def summary_rows(bases: list[dict], runs: list[dict], rounds: int) -> list[list]
             rates = [e["champion_test"] for e in entries]
             gains = [e["champion_gain_vs_round0"] for e in entries]
             significant = sum(g["ci95_low"] > 0 for g in gains)
+            candidates = [e["candidate_test"] for e in entries]
             rows.append([
-                name, number, f"{np.mean(rates):.0%} ± {np.std(rates):.0%}",
+                name, number, len(entries), f"{np.mean(candidates):.0%} ± {np.std(candidates):.0%}",
+                f"{np.mean(rates):.0%} ± {np.std(rates):.0%}",
                 f"{np.mean([g['difference'] for g in gains]):+.0%} ({significant}/{len(gains)} seeds CI > 0)",
                 f"{np.mean([e['takeovers_per_episode'] for e in entries]):.2f}",
                 f"{np.mean([e['promoted'] for e in entries]):.0%}",
@@ -274,18 +278,24 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2, help="processes at once (one core each)")
     parser.add_argument("--config", type=Path, default=None)
     parser.add_argument("--name", default="learning", help="results: benchmarks/results/<name>.json / .png")
+    parser.add_argument("--report-only", action="store_true", help="report the finished jobs; run nothing")
     args = parser.parse_args()
 
     work = RESULTS / f"{args.name}-work"
     started = time.perf_counter()
-    with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
-        bases = _run_all(pool, [(work / f"seed-{s}" / "base.json", base_job, args.config, s, work, args.test_episodes)
-                                for s in args.seeds])
-        runs = _run_all(pool, [(work / f"seed-{s}" / f"{m}.json", method_job, args.config, s, m, args.rounds, work,
-                                args.test_episodes) for s in args.seeds for m in args.methods])
+    if args.report_only:  # whatever jobs have finished, each row saying over how many seeds
+        bases = [json.loads(p.read_text()) for s in args.seeds if (p := work / f"seed-{s}" / "base.json").exists()]
+        runs = [json.loads(p.read_text()) for m in args.methods for s in args.seeds
+                if (p := work / f"seed-{s}" / f"{m}.json").exists()]
+    else:
+        with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
+            bases = _run_all(pool, [(work / f"seed-{s}" / "base.json", base_job, args.config, s, work,
+                                     args.test_episodes) for s in args.seeds])
+            runs = _run_all(pool, [(work / f"seed-{s}" / f"{m}.json", method_job, args.config, s, m, args.rounds,
+                                    work, args.test_episodes) for s in args.seeds for m in args.methods])
     wall = time.perf_counter() - started
     rows = summary_rows(bases, runs, args.rounds)
-    report(args.name, ["method", "round", "champion test success", "paired gain vs round 0", "takeovers/ep",
+    report(args.name, ["method", "round", "seeds", "candidate test success", "champion test success", "paired gain vs round 0", "takeovers/ep",
                        "promoted", "train s", "eval s"], rows,
            {"seeds": args.seeds, "rounds": args.rounds, "test_episodes": args.test_episodes, "jobs": args.jobs,
             "wall_seconds": wall, "config": seeded_config(args.config, 0).model_dump(mode="json"),
