@@ -57,8 +57,8 @@ def text_table(history: list[dict]) -> str:
 
 
 def plot(history: list[dict], path: Path) -> Path:
-    """Success rate (Wilson 95% CI) and intervention rate per round, plus each suite; each panel
-    has its own legend."""
+    """Success rate (Wilson 95% CI) and intervention rate per round, plus each suite; each round
+    is marked promoted / kept with its paired gain over the champion; each panel has its own legend."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -73,9 +73,10 @@ def plot(history: list[dict], path: Path) -> Path:
     for name in suites:
         left.plot(rounds, [h.get("suites", {}).get(name) for h in history], marker=".", linestyle="--", label=name)
     for h in history:
-        if h["promoted"]:
-            left.annotate("promoted", (h["round"], h["success_rate"]), textcoords="offset points", xytext=(0, 8),
-                          ha="center", fontsize=7)
+        gain = h.get("gain_vs_champion")
+        label = ("promoted" if h["promoted"] else "kept") + (f"\nΔ {gain_text(gain)}" if gain else "")
+        left.annotate(label, (h["round"], h["success_rate"]), textcoords="offset points", xytext=(0, 8),
+                      ha="center", fontsize=6)
     left.set(title="success rate per round (95% CI)", xlabel="round", ylabel="success rate", ylim=(0, 1))
     left.legend(fontsize=7)
     collected = [h for h in history if h["takeovers_per_episode"] is not None]
@@ -90,7 +91,7 @@ def plot(history: list[dict], path: Path) -> Path:
         axis.set_xticks(rounds)
     lines, labels = right.get_legend_handles_labels()
     more_lines, more_labels = takeovers.get_legend_handles_labels()
-    right.legend(lines + more_lines, labels + more_labels, fontsize=7, loc="upper right")
+    right.legend(lines + more_lines, labels + more_labels, fontsize=7, loc="upper left")
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=100)
