@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -48,18 +49,32 @@ METHODS = {
 }
 
 
-def seeded_config(config_path: Path | None, seed: int, extra: dict | None = None):
+def parse_settings(pairs: list[str]) -> dict:
+    """``["train.lr=1e-4", "train.update_params=full"]`` -> a nested override dict (values as YAML)."""
+    import yaml
+
+    nested: dict = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        *parents, leaf = key.split(".")
+        node = nested
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = yaml.safe_load(value)
+    return nested
+
+
+def seeded_config(config_path: Path | None, seed: int, extra: dict | None = None, settings: dict | None = None):
     """The config of one benchmark seed: its own collection seeds and training seed."""
-    from apo_core.config import load_config
+    from apo_core.config import load_config, with_overrides
 
     # One thread per job: two jobs with two torch threads each on two cores spin against
     # each other and run ~10x slower (measured).
     overrides = {"collect": {"seed": 1_000_000 * seed}, "train": {"seed": seed, "threads": 1}}
     config = load_config(config_path, overrides)
-    if extra:
-        from apo_core.config import with_overrides
-
-        config = with_overrides(config, extra, "benchmark")
+    for layer in (settings, extra):
+        if layer:
+            config = with_overrides(config, layer, "benchmark")
     return config
 
 
@@ -108,14 +123,14 @@ def score(config, policy, task: str, split: str, episodes: int | None = None) ->
     return summarise([r.to_dict() for r in results])
 
 
-def base_job(config_path: Path | None, seed: int, work: Path, test_episodes: int) -> dict:
+def base_job(config_path: Path | None, settings: dict, seed: int, work: Path, test_episodes: int) -> dict:
     """Round 0 of one seed: expert demos, behaviour cloning, scored on the test seeds."""
     import torch
 
     from apo_core.human import ScriptedExpert
     from apo_core.loop import train_policy
 
-    config = seeded_config(config_path, seed)
+    config = seeded_config(config_path, seed, settings=settings)
     torch.set_num_threads(1)
     task = config.env.tasks[0]
     env = _env(config, task, render=False)
@@ -134,7 +149,8 @@ def base_job(config_path: Path | None, seed: int, work: Path, test_episodes: int
     return result
 
 
-def method_job(config_path: Path | None, seed: int, name: str, rounds: int, work: Path, test_episodes: int) -> dict:
+def method_job(config_path: Path | None, settings: dict, seed: int, name: str, rounds: int, work: Path,
+               test_episodes: int) -> dict:
     """``rounds`` rounds of the loop with one method, from the seed's round 0."""
     import torch
 
@@ -146,7 +162,7 @@ def method_job(config_path: Path | None, seed: int, name: str, rounds: int, work
     from apo_core.policy.actor import VlaActor
 
     method, overrides = METHODS[name]
-    config = seeded_config(config_path, seed, {"train": overrides})
+    config = seeded_config(config_path, seed, {"train": overrides}, settings)
     torch.set_num_threads(1)
     base = json.loads((work / f"seed-{seed}" / "base.json").read_text())
     task = base["task"]
@@ -185,6 +201,7 @@ def method_job(config_path: Path | None, seed: int, name: str, rounds: int, work
             "human_step_share": float(sum(e.is_intervention.sum() for e in collected) / sum(len(e) for e in collected)),
             "collection_success": float(np.mean([e.meta.success for e in collected])),
             "human_steps_total": int(np.sum(steps.labels == Label.HUMAN)),
+            "candidate_validation": validation["success_rate"], "champion_validation": champion_val["success_rate"],
             "candidate_test": test["success_rate"], "champion_test": champion_test["success_rate"],
             "champion_gain_vs_round0": paired_gain(champion_test, base["test"]),
             "candidate_gain_vs_round0": paired_gain(test, base["test"]),
@@ -217,7 +234,9 @@ def summary_rows(bases: list[dict], runs: list[dict], rounds: int) -> list[list]
     """Per method and round: the candidate's and the champion's test success (mean ± sd over seeds), the
     champion's paired gain vs round 0, takeovers per collected episode, seconds."""
     base_rates = [b["test"]["success_rate"] for b in bases]
-    rows = [["base (BC)", 0, len(bases), "-", f"{np.mean(base_rates):.0%} ± {np.std(base_rates):.0%}", "-", "-", "-",
+    base_validation = [b["validation"]["success_rate"] for b in bases]
+    rows = [["base (BC)", 0, len(bases), f"{np.mean(base_validation):.0%} ± {np.std(base_validation):.0%}", "-",
+             f"{np.mean(base_rates):.0%} ± {np.std(base_rates):.0%}", "-", "-", "-",
              round(float(np.mean([b["train_seconds"] for b in bases])), 1),
              round(float(np.mean([b["eval_seconds"] for b in bases])), 1)]]
     for name in dict.fromkeys(r["method"] for r in runs):
@@ -227,8 +246,10 @@ def summary_rows(bases: list[dict], runs: list[dict], rounds: int) -> list[list]
             gains = [e["champion_gain_vs_round0"] for e in entries]
             significant = sum(g["ci95_low"] > 0 for g in gains)
             candidates = [e["candidate_test"] for e in entries]
+            validation = [e.get("candidate_validation", np.nan) for e in entries]
             rows.append([
-                name, number, len(entries), f"{np.mean(candidates):.0%} ± {np.std(candidates):.0%}",
+                name, number, len(entries), f"{np.mean(validation):.0%} ± {np.std(validation):.0%}",
+                f"{np.mean(candidates):.0%} ± {np.std(candidates):.0%}",
                 f"{np.mean(rates):.0%} ± {np.std(rates):.0%}",
                 f"{np.mean([g['difference'] for g in gains]):+.0%} ({significant}/{len(gains)} seeds CI > 0)",
                 f"{np.mean([e['takeovers_per_episode'] for e in entries]):.2f}",
@@ -278,10 +299,21 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2, help="processes at once (one core each)")
     parser.add_argument("--config", type=Path, default=None)
     parser.add_argument("--name", default="learning", help="results: benchmarks/results/<name>.json / .png")
+    parser.add_argument("--set", dest="settings", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="config overrides for every job, e.g. train.update_params=full train.lr=1e-4")
+    parser.add_argument("--base-from", default=None, metavar="NAME",
+                        help="reuse the round-0 models of an earlier run <NAME> (same demos and BC settings)")
     parser.add_argument("--report-only", action="store_true", help="report the finished jobs; run nothing")
     args = parser.parse_args()
+    settings = parse_settings(args.settings)
 
     work = RESULTS / f"{args.name}-work"
+    if args.base_from:
+        for s in args.seeds:
+            source, target = RESULTS / f"{args.base_from}-work" / f"seed-{s}", work / f"seed-{s}"
+            if not (target / "base.json").exists():
+                shutil.copytree(source / "round-0000", target / "round-0000", dirs_exist_ok=True)
+                shutil.copy2(source / "base.json", target / "base.json")
     started = time.perf_counter()
     if args.report_only:  # whatever jobs have finished, each row saying over how many seeds
         bases = [json.loads(p.read_text()) for s in args.seeds if (p := work / f"seed-{s}" / "base.json").exists()]
@@ -289,16 +321,17 @@ def main() -> None:
                 if (p := work / f"seed-{s}" / f"{m}.json").exists()]
     else:
         with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
-            bases = _run_all(pool, [(work / f"seed-{s}" / "base.json", base_job, args.config, s, work,
+            bases = _run_all(pool, [(work / f"seed-{s}" / "base.json", base_job, args.config, settings, s, work,
                                      args.test_episodes) for s in args.seeds])
-            runs = _run_all(pool, [(work / f"seed-{s}" / f"{m}.json", method_job, args.config, s, m, args.rounds,
+            runs = _run_all(pool, [(work / f"seed-{s}" / f"{m}.json", method_job, args.config, settings, s, m, args.rounds,
                                     work, args.test_episodes) for s in args.seeds for m in args.methods])
     wall = time.perf_counter() - started
     rows = summary_rows(bases, runs, args.rounds)
-    report(args.name, ["method", "round", "seeds", "candidate test success", "champion test success", "paired gain vs round 0", "takeovers/ep",
+    report(args.name, ["method", "round", "seeds", "candidate validation success", "candidate test success", "champion test success", "paired gain vs round 0", "takeovers/ep",
                        "promoted", "train s", "eval s"], rows,
            {"seeds": args.seeds, "rounds": args.rounds, "test_episodes": args.test_episodes, "jobs": args.jobs,
-            "wall_seconds": wall, "config": seeded_config(args.config, 0).model_dump(mode="json"),
+            "wall_seconds": wall, "settings": settings,
+            "config": seeded_config(args.config, 0, settings=settings).model_dump(mode="json"),
             "bases": bases, "runs": runs})
     print(f"plot: {plot(bases, runs, args.rounds, RESULTS / f'{args.name}.png')}; wall time {wall / 60:.1f} min")
 
