@@ -16,7 +16,8 @@ import numpy as np
 
 from apo_core.actors import Actor
 from apo_core.envs.base import RobotEnv
-from apo_core.episodes import Episode, EpisodeRecorder, EpisodeStore, Source, read_episode
+from apo_core.episode_store import EpisodeStore, IndexTaken
+from apo_core.episodes import Episode, EpisodeRecorder, Source, read_episode
 from apo_core.human.takeover import Overseer
 from apo_core.labels import ActedBy
 
@@ -82,6 +83,14 @@ class CollectionSummary:
             "human_step_share": self.human_step_share,
         }
 
+    def merged(self, other: CollectionSummary) -> CollectionSummary:
+        """The summary of both collections (e.g. every robot's of one round)."""
+        return CollectionSummary(
+            episodes=self.episodes + other.episodes, successes=self.successes + other.successes,
+            steps=self.steps + other.steps, human_steps=self.human_steps + other.human_steps,
+            takeovers=self.takeovers + other.takeovers, paths=(*self.paths, *other.paths),
+        )
+
     def plus(self, episode: Episode, path: Path) -> CollectionSummary:
         return CollectionSummary(
             episodes=self.episodes + 1,
@@ -111,7 +120,8 @@ def collect_episodes(
     store: EpisodeStore,
     *,
     collection: str,
-    until: int,
+    until: int | None = None,
+    episodes: int | None = None,
     base_seed: int,
     source: Source,
     policy_round: int | None,
@@ -120,29 +130,43 @@ def collect_episodes(
     perturbation: str | None = None,
     on_episode: Callable[[Episode, Path], None] | None = None,
 ) -> CollectionSummary:
-    """Record episodes into ``store`` until it holds ``until`` of them.
+    """Record episodes into ``store`` until it holds ``until`` of them, or record
+    ``episodes`` more (exactly one of the two).
 
-    ``collection`` names this collection (e.g. "expert", "round-0003"); with the robot,
-    task and index it makes the episode id, which must be unique across collections (the
-    same champion may collect for several rounds). Resumes after a crash: episodes already
-    on disk are kept and not replayed. Returns a summary of the episodes recorded here.
+    The episode at index i plays seed ``base_seed + i``. ``collection`` names this
+    collection (e.g. "expert", "round-0003"); with the robot, task and index it makes the
+    episode id, which must be unique across collections (the same champion may collect for
+    several rounds). Resumes after a crash: episodes already on disk are kept and not
+    replayed. If another writer of the same directory took the index first, the finished
+    episode is renumbered to the next free index (its seed stays the one it played): never
+    dropped, never written over. Returns a summary of the episodes recorded here.
     """
+    if (until is None) == (episodes is None):
+        raise ValueError("collect_episodes: give exactly one of until= and episodes=")
     summary = EMPTY_SUMMARY
-    for index in range(store.next_index(), until):
+    while episodes is None or summary.episodes < episodes:
+        index = store.next_index()
+        if until is not None and index >= until:
+            break
         recorder = play_episode(env, actor, overseer, seed=base_seed + index, source=source)
-        episode = recorder.finish(
-            episode_id=f"{robot_id}.{collection}.{env.task}.e{index:06d}",
-            episode_index=index,
-            source=source,
-            policy=actor.name,
-            policy_round=policy_round,
-            robot_id=robot_id,
-            takeover_reasons=list(getattr(overseer, "takeover_reasons", [])),
-            perturbation=perturbation,
-            fps=fps,
-            gripper_dim=env.gripper_dim,
-        )
-        path = store.write(episode)
+        while True:
+            episode = recorder.finish(
+                episode_id=f"{robot_id}.{collection}.{env.task}.e{index:06d}",
+                episode_index=index,
+                source=source,
+                policy=actor.name,
+                policy_round=policy_round,
+                robot_id=robot_id,
+                takeover_reasons=list(getattr(overseer, "takeover_reasons", [])),
+                perturbation=perturbation,
+                fps=fps,
+                gripper_dim=env.gripper_dim,
+            )
+            try:
+                path = store.write(episode)
+                break
+            except IndexTaken:
+                index = store.next_index()
         summary = summary.plus(episode, path)
         if on_episode is not None:
             on_episode(episode, path)

@@ -6,11 +6,12 @@ not silently fall back to a default) and every error names the file and the fiel
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from apo_core.errors import ConfigError
 
@@ -73,13 +74,77 @@ class LabelConfig(_Strict):
     noop_threshold: float = Field(0.05, ge=0)
 
 
-class CollectConfig(_Strict):
-    """Interaction collection."""
+ROBOT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
+COLLECTION_SEEDS_PER_ROUND = 100_000  # round N collects on seeds collect.seed + 100_000 · N + ...
 
-    interactions_per_round: int = Field(20, ge=1, description="episodes per round (paper: 20)")
+
+class CollectConfig(_Strict):
+    """Interaction collection by a fleet of robots (each with a person, or the simulated
+    human, watching). ``robots`` names them, or gives their number (sim-robot-0, -1, ...).
+    Each robot collects its share of a round's interactions on its own seeds, into its own
+    episode directory."""
+
+    interactions_per_round: int = Field(20, ge=1, description="episodes per round, whole fleet (paper: 20)")
     expert_demos_per_task: int = Field(20, ge=0)
-    seed: int = 0
-    robot_id: str = "sim-robot-0"
+    seed: int = Field(0, ge=0)
+    robots: list[str] = Field(default_factory=lambda: ["sim-robot-0"], min_length=1)
+
+    @field_validator("robots", mode="before")
+    @classmethod
+    def _robot_count(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            if value < 1:
+                raise ValueError(f"collect.robots: a robot count must be >= 1, got {value}")
+            return [f"sim-robot-{i}" for i in range(value)]
+        return value
+
+    @model_validator(mode="after")
+    def _robots_valid(self) -> CollectConfig:
+        bad = [name for name in self.robots if not ROBOT_NAME.match(name)]
+        if bad:
+            raise ValueError(f"collect.robots: names must be letters, digits, '-' or '_' (they name directories "
+                             f"and event resources), got {bad}")
+        duplicates = sorted({name for name in self.robots if self.robots.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"collect.robots: each robot must be named once, {duplicates} repeated")
+        if self.interactions_per_round > self.seeds_per_robot:
+            raise ValueError(f"collect: {self.interactions_per_round} interactions per round do not fit the "
+                             f"{self.seeds_per_robot} seeds per robot and round of a {len(self.robots)}-robot fleet")
+        return self
+
+    @property
+    def seeds_per_robot(self) -> int:
+        """Each robot's seed range within a round: the round's 100 000 seeds split evenly."""
+        return COLLECTION_SEEDS_PER_ROUND // len(self.robots)
+
+    def robot_index(self, robot: str) -> int:
+        if robot not in self.robots:
+            raise ConfigError(f"unknown robot {robot!r}: collect.robots lists {self.robots}")
+        return self.robots.index(robot)
+
+    def robot_share(self, robot: str) -> int:
+        """How many of a round's interactions this robot collects (the fleet splits them evenly)."""
+        quotient, remainder = divmod(self.interactions_per_round, len(self.robots))
+        return quotient + int(self.robot_index(robot) < remainder)
+
+    def round_seed(self, round_number: int, robot: str) -> int:
+        """The first seed of ``robot`` in round ``round_number`` (its episode i plays this + i)."""
+        return self.seed + COLLECTION_SEEDS_PER_ROUND * round_number + self.seeds_per_robot * self.robot_index(robot)
+
+
+class ClusterConfig(_Strict):
+    """Where the fan-out runs: collection by several robots at once and evaluation in chunks.
+
+    ``engine: ray`` (Prefect's RayTaskRunner) with ``address: null`` starts a local Ray
+    with ``num_cpus`` (null: the machine's cores) for the flow; an address
+    (``auto``, ``host:6379``) joins an existing cluster. ``engine: local`` runs every step
+    in the flow's own process, one after another (for debugging).
+    """
+
+    engine: Literal["ray", "local"] = "ray"
+    address: str | None = Field(None, description="an existing Ray cluster (null: start a local one)")
+    num_cpus: int | None = Field(None, ge=1, description="CPUs of the local Ray (null: all cores)")
+    eval_chunk_episodes: int = Field(50, ge=1, description="evaluation seeds per parallel task")
 
 
 PerturbationKind = Literal["object_shift", "table_color", "lighting", "camera"]
@@ -110,6 +175,14 @@ class EvaluationConfig(_Strict):
     lockstep_envs: int = Field(16, ge=1, le=256, description="episodes a policy plays at once (one batched decode)")
 
     @model_validator(mode="after")
+    def _suites_named_once(self) -> EvaluationConfig:
+        names = [p.name for p in self.perturbations]
+        clashing = sorted({n for n in names if names.count(n) > 1 or n == "none" or not n})
+        if clashing:
+            raise ValueError(f"evaluation.perturbations: each suite needs its own name (not 'none'), got {clashing}")
+        return self
+
+    @model_validator(mode="after")
     def _seed_ranges_disjoint(self) -> EvaluationConfig:
         span = max(self.episodes, self.perturbed_episodes)
         if abs(self.test_seed - self.seed) < span:
@@ -130,6 +203,7 @@ class PolicyConfig(_Strict):
 
 
 Method = Literal["bc", "dagger", "sirius", "dpo", "kto", "apo"]
+UPDATE_METHODS = ("dagger", "sirius", "dpo", "kto", "apo")  # round k+1 from round k (all but bc)
 
 
 class TrainConfig(_Strict):
@@ -137,18 +211,19 @@ class TrainConfig(_Strict):
 
     seed: int = 0
     threads: int = Field(2, ge=1)
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when the machine has a GPU")
     checkpoint_every: int = Field(200, ge=1)
     # behaviour cloning, full parameters, from random init
     bc_steps: int = Field(2000, ge=1)
     bc_batch_size: int = Field(32, ge=1)
-    bc_lr: float = Field(3e-4, gt=0)
+    bc_lr: float = Field(3e-4, gt=0, le=1)
     aux_weight: float = Field(1.0, ge=0, description="auxiliary continuous-action regression (grounds the image)")
     augment_shift: int = Field(4, ge=0, description="random-shift augmentation, pixels")
     # the update of round k+1 from round k (APO_SPEC.md §6)
     epochs: float = Field(50, gt=0, description="passes over the human-correction steps (the authors' unit: 50)")
     update_params: Literal["lora", "full"] = Field("lora", description="LoRA on the decoder, or every parameter")
     batch_size: int = Field(8, ge=2)
-    lr: float = Field(5e-5, gt=0)
+    lr: float = Field(5e-5, gt=0, le=1)
     warmup_steps: int = Field(10, ge=0)
     lora_r: int = Field(32, ge=1)
     lora_alpha: int = Field(16, ge=1)
@@ -167,10 +242,17 @@ class TrainConfig(_Strict):
     autonomous_is_correct: bool = Field(False, description="the public code's choice; the paper's is False")
 
     @model_validator(mode="after")
-    def _z0_clamp_ordered(self) -> TrainConfig:
+    def _ranges_ordered(self) -> TrainConfig:
         low, high = self.z0_clamp or (None, None)
         if low is not None and high is not None and low > high:
             raise ValueError(f"train.z0_clamp must be [low, high] with low <= high, got [{low}, {high}]")
+        if set(self.ratios) != {"correct", "human", "failure"} or any(v < 0 for v in self.ratios.values()):
+            raise ValueError(f"train.ratios needs non-negative shares for correct, human and failure, got {self.ratios}")
+        if self.ratios["human"] <= 0:
+            raise ValueError("train.ratios.human must be > 0: an epoch is a pass over the human-correction steps")
+        if self.sirius_intervention_share + self.sirius_pre_intervention_share >= 1:
+            raise ValueError("train.sirius_intervention_share + sirius_pre_intervention_share must be < 1 "
+                             "(the rest is the demos' and robot steps' share)")
         return self
     desirable_mass_ratio: float | None = Field(
         None, gt=0, description="KTO-style balance: rescale λ so Σλ_D / Σλ_U = this (None: as the formula gives)")
@@ -223,8 +305,16 @@ class ApoConfig(_Strict):
     train: TrainConfig = Field(default_factory=TrainConfig)
     dataset: DatasetConfig = Field(default_factory=DatasetConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig)
     loop_tasks: int = Field(1, ge=1, description="the loop runs on the first N of env.tasks")
     paths: PathsConfig = Field(default_factory=PathsConfig)
+
+    @model_validator(mode="after")
+    def _patches_tile_the_image(self) -> ApoConfig:
+        if self.policy.use_image and self.env.image_size % self.policy.patch_size:
+            raise ValueError(f"policy.patch_size {self.policy.patch_size} must divide env.image_size "
+                             f"{self.env.image_size}")
+        return self
 
     @property
     def dataset_workspace(self) -> Path:
@@ -252,7 +342,8 @@ def _describe(error: ValidationError, source: str) -> str:
         field = ".".join(str(part) for part in item["loc"]) or "(top level)"
         given = item.get("input")
         shown = "" if isinstance(given, dict) else f" (got {given!r})"
-        lines.append(f"{source}: {field}: {item['msg']}{shown}")
+        message = item["msg"].removeprefix("Value error, ")
+        lines.append(f"{source}: {field}: {message}{shown}")
     return "; ".join(lines)
 
 

@@ -1,26 +1,23 @@
-"""Recorded episodes: one Parquet file per finished episode, written crash-safe.
+"""Recorded episodes: one Parquet file per finished episode (apo_core/episode_store.py
+writes them crash-safe, several writers at once).
 
-On-disk contract (a directory per collection, e.g. ``episodes/round-0003/``):
+File contract:
 
 * ``episode-000017.parquet``: one row per step, columns in :data:`STEP_COLUMNS`
   (LeRobot's names where LeRobot has one: ``observation.*``, ``action``,
   ``complementary_info.is_intervention``, ``next.reward``, ``next.done``), and the
   episode's metadata as JSON under the schema metadata key ``apo.episode``.
-* A file is first written as ``.episode-000017.parquet.tmp``, fsynced, then hard-linked
-  to its final name (atomic on POSIX, and never over an existing episode) and the
-  directory fsynced: a finished episode is on disk before the
-  next starts; a kill -9 loses at most the episode being recorded and never leaves a
-  half-written ``episode-*.parquet``. Stale ``.tmp`` files are removed on the next open.
+* Reading checks values as well as the schema: finite actions, states and rewards, a
+  policy proposal that is either absent (NaN) or finite, complete metadata that agrees
+  with the rows. A bad file is refused with its path and field named.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import os
-import re
 import time
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Literal, NamedTuple
 
@@ -29,14 +26,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from apo_core.envs.base import Observation, StepOutcome
-from apo_core.errors import ApoError, EpisodeFormatError
+from apo_core.errors import EpisodeFormatError
 from apo_core.labels import ActedBy
 
 FORMAT_VERSION = 1
 METADATA_KEY = b"apo.episode"
 ACTOR_NAMES = {actor: actor.name.lower() for actor in ActedBy}
 _ACTOR_BY_NAME = {name: actor for actor, name in ACTOR_NAMES.items()}
-_FILE_PATTERN = re.compile(r"^episode-(\d{6})\.parquet$")
 
 Source = Literal["expert", "interaction"]
 
@@ -85,6 +81,15 @@ class Episode:
     @property
     def is_intervention(self) -> np.ndarray:
         return self.acted_by == ActedBy.HUMAN
+
+    def content_sha256(self) -> str:
+        """sha256 of what happened (task, seed, every step's arrays): two files with the same
+        digest hold the same episode, whatever their names and ids say."""
+        digest = hashlib.sha256(f"{self.meta.task}|{self.meta.seed}|{self.meta.source}".encode())
+        for column in (self.states, self.environment_states, self.actions, self.policy_actions, self.acted_by,
+                       self.rewards):
+            digest.update(np.ascontiguousarray(column).tobytes())
+        return digest.hexdigest()
 
     def __len__(self) -> int:
         return len(self.acted_by)
@@ -217,14 +222,6 @@ STEP_COLUMNS = (
 )
 
 
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _column_values(table: pa.Table, name: str, path: Path, value_type: pa.DataType, width: int | None = None):
     column = table.column(name).combine_chunks()
     if not pa.types.is_fixed_size_list(column.type) or column.type.value_type != value_type:
@@ -244,22 +241,17 @@ def read_episode(path: str | Path) -> Episode:
     missing = [name for name in STEP_COLUMNS if name not in table.column_names]
     if missing:
         raise EpisodeFormatError(f"{path}: missing columns {missing}")
-    raw_meta = (table.schema.metadata or {}).get(METADATA_KEY)
-    if raw_meta is None:
-        raise EpisodeFormatError(f"{path}: schema metadata {METADATA_KEY.decode()!r} is missing")
-    meta_fields = json.loads(raw_meta)
-    image_shape = meta_fields.pop("image_shape")
-    meta = EpisodeMeta(**meta_fields)
-    if meta.format_version != FORMAT_VERSION:
-        raise EpisodeFormatError(f"{path}: format_version {meta.format_version}, expected {FORMAT_VERSION}")
-    if table.num_rows != meta.n_steps:
+    meta, image_shape = _read_meta(table, path)
+    if table.num_rows != meta.n_steps or table.num_rows == 0:
         raise EpisodeFormatError(f"{path}: {table.num_rows} rows but metadata says n_steps={meta.n_steps}")
     actors = table.column("acted_by").to_pylist()
-    unknown = sorted(set(actors) - set(_ACTOR_BY_NAME))
+    unknown = sorted(set(actors) - set(_ACTOR_BY_NAME), key=str)
     if unknown:
         raise EpisodeFormatError(f"{path}: column 'acted_by': unknown values {unknown}, expected {sorted(_ACTOR_BY_NAME)}")
+    if set(table.column("episode_index").to_pylist()) != {meta.episode_index}:
+        raise EpisodeFormatError(f"{path}: column 'episode_index' disagrees with the metadata's {meta.episode_index}")
     images = _column_values(table, "observation.image", path, pa.uint8(), int(np.prod(image_shape)))
-    return Episode(
+    episode = Episode(
         meta=meta,
         images=images.reshape(len(images), *image_shape),
         states=_column_values(table, "observation.state", path, pa.float32()),
@@ -267,67 +259,63 @@ def read_episode(path: str | Path) -> Episode:
         actions=_column_values(table, "action", path, pa.float32(), meta.action_dim),
         policy_actions=_column_values(table, "complementary_info.policy_action", path, pa.float32(), meta.action_dim),
         acted_by=np.array([_ACTOR_BY_NAME[a] for a in actors], dtype=np.int8),
-        rewards=table.column("next.reward").to_numpy().astype(np.float32),
-        successes=table.column("next.success").to_numpy().astype(bool),
-        wall_times=table.column("wall_time").to_numpy().astype(np.float64),
+        rewards=table.column("next.reward").to_numpy(zero_copy_only=False).astype(np.float32),
+        successes=table.column("next.success").to_numpy(zero_copy_only=False).astype(bool),
+        wall_times=table.column("wall_time").to_numpy(zero_copy_only=False).astype(np.float64),
     )
+    _check_values(episode, path)
+    return episode
 
 
-class EpisodeStore:
-    """A directory of finished episodes; appends only, each write atomic and durable.
+def _read_meta(table: pa.Table, path: Path) -> tuple[EpisodeMeta, list[int]]:
+    raw_meta = (table.schema.metadata or {}).get(METADATA_KEY)
+    if raw_meta is None:
+        raise EpisodeFormatError(f"{path}: schema metadata {METADATA_KEY.decode()!r} is missing")
+    try:
+        meta_fields = json.loads(raw_meta)
+    except ValueError:
+        raise EpisodeFormatError(f"{path}: schema metadata {METADATA_KEY.decode()!r} is not valid JSON") from None
+    if not isinstance(meta_fields, dict):
+        raise EpisodeFormatError(f"{path}: schema metadata {METADATA_KEY.decode()!r} must be a JSON object")
+    expected = {f.name for f in fields(EpisodeMeta)} | {"image_shape"}
+    required = expected - {"format_version"}
+    missing, extra = sorted(required - set(meta_fields)), sorted(set(meta_fields) - expected)
+    if missing or extra:
+        what = "; ".join(part for part in (f"missing {missing}" if missing else "",
+                                           f"unknown {extra}" if extra else "") if part)
+        raise EpisodeFormatError(f"{path}: episode metadata fields: {what}")
+    image_shape = meta_fields.pop("image_shape")
+    meta = EpisodeMeta(**meta_fields)
+    if meta.format_version != FORMAT_VERSION:
+        raise EpisodeFormatError(f"{path}: format_version {meta.format_version}, expected {FORMAT_VERSION}")
+    for name, kind in (("episode_id", str), ("task", str), ("n_steps", int), ("episode_index", int), ("seed", int),
+                       ("action_dim", int), ("gripper_dim", int), ("success", bool)):
+        if not isinstance(getattr(meta, name), kind) or getattr(meta, name) in ("",):
+            raise EpisodeFormatError(f"{path}: episode metadata field {name!r}: expected {kind.__name__}, "
+                                     f"got {getattr(meta, name)!r}")
+    if not (isinstance(image_shape, list) and len(image_shape) == 3 and all(isinstance(n, int) and n >= 0
+                                                                            for n in image_shape)):
+        raise EpisodeFormatError(f"{path}: episode metadata field 'image_shape': expected [H, W, 3], got {image_shape!r}")
+    return meta, image_shape
 
-    ``EpisodeStore(dir)`` reads; :meth:`for_writing` is the one writer of a directory
-    (it removes the half-written file a crashed writer left behind).
-    """
 
-    def __init__(self, directory: str | Path):
-        self.directory = Path(directory)
-
-    @classmethod
-    def for_writing(cls, directory: str | Path) -> EpisodeStore:
-        store = cls(directory)
-        try:
-            store.directory.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ApoError(f"{store.directory}: cannot create the episode directory: {exc.strerror}") from None
-        if not os.access(store.directory, os.W_OK | os.X_OK):
-            raise ApoError(f"{store.directory}: episode directory is not writable")
-        for stale in store.directory.glob(".episode-*.parquet.tmp"):
-            stale.unlink()  # an episode cut off mid-write by a crash; never visible
-        return store
-
-    def paths(self) -> list[Path]:
-        if not self.directory.is_dir():
-            return []
-        return sorted(p for p in self.directory.iterdir() if _FILE_PATTERN.match(p.name))
-
-    def next_index(self) -> int:
-        indices = [int(_FILE_PATTERN.match(p.name).group(1)) for p in self.paths()]
-        return max(indices, default=-1) + 1
-
-    def path_for(self, episode_index: int) -> Path:
-        return self.directory / f"episode-{episode_index:06d}.parquet"
-
-    def write(self, episode: Episode) -> Path:
-        final = self.path_for(episode.meta.episode_index)
-        temporary = final.with_name(f".{final.name}.tmp")
-        table = episode_to_table(episode)
-        with open(temporary, "wb") as handle:
-            pq.write_table(table, handle, compression="zstd")
-            handle.flush()
-            os.fsync(handle.fileno())
-        try:
-            os.link(temporary, final)  # atomic, and refuses to replace a recorded episode
-        except FileExistsError:
-            raise ApoError(f"{final}: episode already recorded; episodes are never overwritten") from None
-        finally:
-            temporary.unlink()
-        _fsync_directory(self.directory)
-        return final
-
-    def __iter__(self) -> Iterator[Episode]:
-        for path in self.paths():
-            yield read_episode(path)
-
-    def __len__(self) -> int:
-        return len(self.paths())
+def _check_values(episode: Episode, path: Path) -> None:
+    """Values, not only types: NaN / inf would train a model whose every weight is NaN."""
+    for column, values in (("observation.state", episode.states), ("observation.environment_state",
+                           episode.environment_states), ("action", episode.actions), ("next.reward", episode.rewards)):
+        bad = ~np.isfinite(values)
+        if bad.any():
+            step = int(np.argwhere(bad)[0][0])
+            raise EpisodeFormatError(f"{path}: column {column!r}: non-finite value at step {step} "
+                                     f"({values.reshape(len(values), -1)[step].tolist()})")
+    proposals = episode.policy_actions
+    partial = np.isnan(proposals).any(axis=1) & ~np.isnan(proposals).all(axis=1)
+    if np.isinf(proposals).any() or partial.any():
+        step = int(np.flatnonzero(partial | np.isinf(proposals).any(axis=1))[0])
+        raise EpisodeFormatError(f"{path}: column 'complementary_info.policy_action': step {step} must be all NaN "
+                                 f"(no proposal) or finite, got {proposals[step].tolist()}")
+    acted = episode.acted_by != ActedBy.EXPERT_DEMO
+    if (acted & np.isnan(proposals).any(axis=1)).any():
+        step = int(np.flatnonzero(acted & np.isnan(proposals).any(axis=1))[0])
+        raise EpisodeFormatError(f"{path}: column 'complementary_info.policy_action': step {step} was acted by "
+                                 f"{ACTOR_NAMES[ActedBy(int(episode.acted_by[step]))]} but has no policy proposal")

@@ -11,3 +11,7 @@ class ConfigError(ApoError):
 
 class EpisodeFormatError(ApoError):
     """A recorded episode file is unreadable or does not match the episode schema."""
+
+
+class DuplicateEpisodeError(EpisodeFormatError):
+    """Two episode files hold the same episode, or two different episodes share an id."""

@@ -20,7 +20,7 @@ import numpy as np
 from apo_core.actors import Actor
 from apo_core.collect import play_episode
 from apo_core.config import ApoConfig
-from apo_core.envs import make_env
+from apo_core.envs import process_env, process_envs
 from apo_core.envs.base import RobotEnv
 from apo_core.human import ScriptedExpert, SimulatedHuman
 from apo_core.labels import ActedBy
@@ -152,18 +152,13 @@ def evaluate_lockstep(
     return EvalResult(task=envs[0].task, suite=suite, outcomes=tuple(finished[int(seed)] for seed in seeds))
 
 
-_ENV_POOLS: dict[tuple, list[RobotEnv]] = {}
+@dataclass(frozen=True)
+class EvalChunk:
+    """Some seeds of one task × suite: the unit of work a worker evaluates."""
 
-
-def env_pool(config: ApoConfig, task: str, suite: str, size: int, *, render: bool) -> list[RobotEnv]:
-    """``size`` copies of one world, built once per process and reused (MuJoCo models take
-    seconds to compile; a perturbation changes its envs in place, so each suite has its own)."""
-    perturbation = None if suite == NO_PERTURBATION else config.perturbation(suite)
-    key = (task, config.env.model_dump_json(), None if perturbation is None else perturbation.model_dump_json(), render)
-    pool = _ENV_POOLS.setdefault(key, [])
-    while len(pool) < size:
-        pool.append(make_env(task, config.env, perturbation, render=render))
-    return pool[:size]
+    task: str
+    suite: str
+    seeds: tuple[int, ...]
 
 
 def evaluation_seeds(config: ApoConfig, suite: str, split: SeedSplit = "validation",
@@ -172,6 +167,62 @@ def evaluation_seeds(config: ApoConfig, suite: str, split: SeedSplit = "validati
     count = episodes or (config.evaluation.episodes if suite == NO_PERTURBATION else config.evaluation.perturbed_episodes)
     start = config.evaluation.seed if split == "validation" else config.evaluation.test_seed
     return list(range(start, start + count))
+
+
+def evaluation_chunks(config: ApoConfig, *, tasks: list[str] | None = None, suites: list[str] | None = None,
+                      episodes: int | None = None, split: SeedSplit = "validation",
+                      chunk_episodes: int | None = None) -> list[EvalChunk]:
+    """Every task × suite's seeds, cut into chunks of at most ``chunk_episodes`` (default
+    cluster.eval_chunk_episodes). The chunks are the same whether they run here one after
+    another or on several workers at once, so the outcomes are identical either way."""
+    size = chunk_episodes or config.cluster.eval_chunk_episodes
+    chunks = []
+    for task in tasks or config.env.tasks:
+        for suite in suites or [NO_PERTURBATION]:
+            seeds = evaluation_seeds(config, suite, split, episodes)
+            chunks += [EvalChunk(task, suite, tuple(seeds[i : i + size])) for i in range(0, len(seeds), size)]
+    return chunks
+
+
+def evaluate_chunk(
+    config: ApoConfig,
+    make_actor: Callable[[RobotEnv], Actor],
+    chunk: EvalChunk,
+    *,
+    with_human: bool = False,
+    render: bool = True,
+    on_episode: Callable[[EpisodeOutcome], None] | None = None,
+) -> EvalResult:
+    """Play one chunk on this process's envs (built once, :mod:`apo_core.envs.pool`).
+
+    A policy acting alone plays ``evaluation.lockstep_envs`` episodes at a time
+    (:func:`evaluate_lockstep`); ``render=False`` for an actor that does not look at
+    images: far cheaper steps. With the human watching, episodes are played one by one.
+    """
+    perturbation = None if chunk.suite == NO_PERTURBATION else config.perturbation(chunk.suite)
+    if with_human:
+        env = process_env(chunk.task, config.env, perturbation)
+        human = SimulatedHuman(ScriptedExpert(env), env, config.takeover)
+        return evaluate_actor(env, make_actor(env), chunk.seeds, suite=chunk.suite, human=human, on_episode=on_episode)
+    envs = process_envs(chunk.task, config.env, perturbation, render=render,
+                        count=min(config.evaluation.lockstep_envs, len(chunk.seeds)))
+    actor = make_actor(envs[0])
+    if hasattr(actor, "act_batch"):
+        return evaluate_lockstep(envs, actor, chunk.seeds, suite=chunk.suite, on_episode=on_episode)
+    return evaluate_actor(envs[0], actor, chunk.seeds, suite=chunk.suite, on_episode=on_episode)
+
+
+def merge_chunks(results: Sequence[EvalResult]) -> list[EvalResult]:
+    """Chunk results back into one result per task × suite (outcomes in chunk order)."""
+    merged: dict[tuple[str, str], EvalResult] = {}
+    for result in results:
+        key = (result.task, result.suite)
+        if key in merged:
+            earlier = merged[key]
+            result = EvalResult(result.task, result.suite, earlier.outcomes + result.outcomes,
+                                watched=earlier.watched)
+        merged[key] = result
+    return list(merged.values())
 
 
 def evaluate(
@@ -186,29 +237,12 @@ def evaluate(
     render: bool = True,
     on_episode: Callable[[EpisodeOutcome], None] | None = None,
 ) -> list[EvalResult]:
-    """Evaluate on each task × suite ("none" = unperturbed) on the seeds of ``split``.
+    """Evaluate on each task × suite ("none" = unperturbed) on the seeds of ``split``, here.
 
     Episodes: ``episodes`` if given, else evaluation.episodes unperturbed and
-    evaluation.perturbed_episodes per perturbation suite. A policy acting alone plays
-    ``evaluation.lockstep_envs`` episodes at a time (:func:`evaluate_lockstep`) on envs
-    kept for the process; ``render=False`` for an actor that does not look at images:
-    far cheaper steps. With the human watching, episodes are played one by one.
+    evaluation.perturbed_episodes per perturbation suite. The chunks are those a fleet
+    evaluates in parallel (:func:`evaluation_chunks`), played one after another.
     """
-    results = []
-    for task in tasks or config.env.tasks:
-        for suite in suites or [NO_PERTURBATION]:
-            seeds = evaluation_seeds(config, suite, split, episodes)
-            if with_human:  # the human watches one episode at a time
-                perturbation = None if suite == NO_PERTURBATION else config.perturbation(suite)
-                env = make_env(task, config.env, perturbation)
-                human = SimulatedHuman(ScriptedExpert(env), env, config.takeover)
-                results.append(evaluate_actor(env, make_actor(env), seeds, suite=suite, human=human,
-                                              on_episode=on_episode))
-                continue
-            envs = env_pool(config, task, suite, min(config.evaluation.lockstep_envs, len(seeds)), render=render)
-            actor = make_actor(envs[0])
-            if hasattr(actor, "act_batch"):
-                results.append(evaluate_lockstep(envs, actor, seeds, suite=suite, on_episode=on_episode))
-            else:
-                results.append(evaluate_actor(envs[0], actor, seeds, suite=suite, on_episode=on_episode))
-    return results
+    chunks = evaluation_chunks(config, tasks=tasks, suites=suites, episodes=episodes, split=split)
+    return merge_chunks([evaluate_chunk(config, make_actor, chunk, with_human=with_human, render=render,
+                                        on_episode=on_episode) for chunk in chunks])

@@ -1,13 +1,13 @@
-"""The steps of one lifelong-learning round, each idempotent and resumable from its data.
+"""The learner side of one lifelong-learning round, each step idempotent and resumable.
 
-    deploy champion -> collect (human watching) -> label + version dataset -> APO update
-    -> evaluate -> publish round -> promote if better
+    label + version dataset -> update (reference = the champion) -> evaluate -> publish
+    round -> promote if better
 
-Every step first looks at what is already on disk / in the stores and continues from there,
-so a round killed at any point is completed by running it again: episodes already
-recorded are kept (collection resumes at the next seed), a tagged dataset is not rebuilt,
-training resumes from its checkpoint, a finished model / evaluation / published round /
-promotion decision is reused. Nothing here imports Prefect: ``tasks/`` wraps these.
+(The robot side, deploy -> collect, is :mod:`apo_core.robots`.) Every step first looks at
+what is already on disk / in the stores and continues from there, so a round killed at
+any point is completed by running it again: a tagged dataset is not rebuilt, training
+resumes from its checkpoint, a finished model / evaluation / published round / promotion
+decision is reused. Nothing here imports Prefect or Ray: ``tasks/`` wraps these.
 """
 
 from __future__ import annotations
@@ -17,102 +17,21 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from apo_core.collect import CollectionSummary, collect_episodes, recorded_summary
 from apo_core.config import ApoConfig, Method
 from apo_core.data.round_dataset import version_round, workspace_for
 from apo_core.data.steps import Steps, load_steps
 from apo_core.data.versioning import DatasetVersion
-from apo_core.envs import MetaWorldEnv, make_env
-from apo_core.episodes import EpisodeStore
+from apo_core.envs import MetaWorldEnv
 from apo_core.errors import ApoError
-from apo_core.evaluate import evaluate
-from apo_core.human import ScriptedExpert, SimulatedHuman
-from apo_core.policy import ApoVlaPolicy
-from apo_core.policy.actor import VlaActor
+from apo_core.evaluate import NO_PERTURBATION, EvalChunk, EvalResult, merge_chunks
+from apo_core.evaluate import evaluate_chunk as evaluate_chunk_with
 from apo_core.gate import GateInputError, paired_gain, promotion_decision, summarise
-from apo_core.registry import MANIFEST, ModelRegistry, RegistryError, backend_for, round_prefix
+from apo_core.layout import dataset_sources, round_dir
+from apo_core.policy import ApoVlaPolicy, cached_policy
+from apo_core.policy.actor import VlaActor
+from apo_core.registry import MANIFEST, NotFound, RegistryError, registry_for, round_prefix
 
-
-def registry_for(config: ApoConfig) -> ModelRegistry:
-    return ModelRegistry(backend_for(config.registry_url, config.registry.s3_endpoint_url))
-
-
-def round_dir(config: ApoConfig, round_number: int) -> Path:
-    return config.paths.workdir / "rounds" / f"round-{round_number:04d}"
-
-
-def interaction_dir(config: ApoConfig, round_number: int, task: str) -> Path:
-    return config.paths.episodes / f"round-{round_number:04d}" / task
-
-
-def expert_dir(config: ApoConfig, task: str) -> Path:
-    return config.paths.episodes / "expert" / task
-
-
-def loop_tasks(config: ApoConfig) -> list[str]:
-    """The tasks the loop runs on: the first ``loop_tasks`` of env.tasks."""
-    return config.env.tasks[: config.loop_tasks]
-
-
-def next_round(config: ApoConfig) -> int:
-    """The pending round, worked out from the data: the first without a finished summary."""
-    finished = {h["round"] for h in round_history(config)}
-    number = 1
-    while number in finished:
-        number += 1
-    return number
-
-
-def collection_stats(directory: Path) -> dict:
-    """Intervention statistics of every episode recorded in ``directory`` (from the data)."""
-    return recorded_summary(EpisodeStore(directory)).to_dict()
-
-
-# ----- steps ---------------------------------------------------------------------------
-def record_demonstrations(config: ApoConfig, task: str) -> CollectionSummary:
-    env = make_env(task, config.env)
-    return collect_episodes(
-        env, ScriptedExpert(env), None, EpisodeStore.for_writing(expert_dir(config, task)), collection="expert",
-        until=config.collect.expert_demos_per_task, base_seed=config.collect.seed, source="expert",
-        policy_round=None, robot_id=config.collect.robot_id, fps=config.env.fps,
-    )
-
-
-def deploy_champion(config: ApoConfig) -> tuple[int, Path]:
-    """Download (and verify) the champion round; returns (round, local model dir)."""
-    registry = registry_for(config)
-    champion, _ = registry.champion()
-    if champion is None:
-        raise ApoError(f"{config.registry_url}: no champion yet; run the bootstrap flow first")
-    local = config.paths.workdir / "deployed" / f"round-{champion['round']:04d}"
-    if not (local / "model.safetensors").exists():
-        partial = local.with_name(local.name + ".partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        registry.download(champion["round"], partial)
-        partial.rename(local)
-    return champion["round"], local
-
-
-def collect_interactions(config: ApoConfig, round_number: int, policy_round: int, model_dir: Path, task: str,
-                         on_episode=None) -> CollectionSummary:
-    """The champion acts, the simulated human takes over when needed; resumes after a crash."""
-    env = make_env(task, config.env)
-    actor = VlaActor(ApoVlaPolicy.from_pretrained(model_dir), env.instruction, name=f"round-{policy_round:04d}")
-    human = SimulatedHuman(ScriptedExpert(env), env, config.takeover)
-    return collect_episodes(
-        env, actor, human, EpisodeStore.for_writing(interaction_dir(config, round_number, task)),
-        collection=f"round-{round_number:04d}", until=config.collect.interactions_per_round,
-        base_seed=config.collect.seed + 100_000 * round_number,
-        source="interaction", policy_round=policy_round, robot_id=config.collect.robot_id, fps=config.env.fps,
-        on_episode=on_episode,
-    )
-
-
-def dataset_sources(config: ApoConfig, round_number: int, tasks: list[str]) -> list[Path]:
-    sources = [expert_dir(config, task) for task in tasks]
-    for earlier in range(1, round_number + 1):
-        sources += [interaction_dir(config, earlier, task) for task in tasks]
-    return [d for d in sources if d.is_dir()]
+TRAINING_RECORD = "training.json"
 
 
 def build_dataset(config: ApoConfig, round_number: int, tasks: list[str]) -> tuple[DatasetVersion, dict]:
@@ -121,25 +40,45 @@ def build_dataset(config: ApoConfig, round_number: int, tasks: list[str]) -> tup
 
 
 def train_policy(config: ApoConfig, steps: Steps, method: Method, work_dir: Path, *,
-                 reference: ApoVlaPolicy | None = None, on_step=None) -> ApoVlaPolicy:
+                 reference: ApoVlaPolicy | None = None, on_step=None, on_notice=None) -> ApoVlaPolicy:
     """Round 0 by behaviour cloning from scratch (``bc``), or round k+1 by ``method`` from ``reference``.
 
     ``reference`` (round k) is consumed: its module receives the update.
     """
-    from apo_core.train import build_policy, train_bc, train_preference
+    from apo_core.training import build_policy, train_bc, train_preference
 
     if method == "bc":
         policy = build_policy(steps, config.policy, image_size=config.env.image_size,
                               action_dim=MetaWorldEnv.action_dim, gripper_dim=MetaWorldEnv.gripper_dim,
                               seed=config.train.seed)
-        return train_bc(policy, steps, config.train, work_dir, on_step=on_step)
+        return train_bc(policy, steps, config.train, work_dir, on_step=on_step, on_notice=on_notice)
     if reference is None:
         raise ApoError(f"{method} needs the reference: the previous round's model")
-    return train_preference(reference, steps, method, config.train, work_dir, on_step=on_step)
+    return train_preference(reference, steps, method, config.train, work_dir, on_step=on_step, on_notice=on_notice)
+
+
+def save_model(policy: ApoVlaPolicy, directory: Path, steps: Steps, method: Method) -> Path:
+    """Save a trained policy with its training record (what it was trained on), atomically:
+    the directory appears complete or not at all."""
+    partial = directory.with_name(directory.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    policy.save_pretrained(partial)
+    record = {"method": method, "data_fingerprint": steps.fingerprint(), "steps": len(steps),
+              "episodes": len(set(steps.episode_ids))}
+    (partial / TRAINING_RECORD).write_text(json.dumps(record, indent=2))
+    if directory.exists():
+        shutil.rmtree(directory)
+    partial.rename(directory)
+    return directory
+
+
+def training_record(model_dir: Path) -> dict:
+    path = Path(model_dir) / TRAINING_RECORD
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def train_round(config: ApoConfig, round_number: int, tasks: list[str], method: Method,
-                reference_dir: Path | None, on_step=None) -> Path:
+                reference_dir: Path | None, on_step=None, on_notice=None) -> Path:
     """Train model round N on dataset round N; the result appears atomically (or not at all)."""
     model_dir = round_dir(config, round_number) / "model"
     if (model_dir / "model.safetensors").exists():
@@ -148,31 +87,34 @@ def train_round(config: ApoConfig, round_number: int, tasks: list[str], method: 
     steps = load_steps(dataset_sources(config, round_number, tasks), config.labels,
                        reference.action_tokenizer if reference else None)
     work = round_dir(config, round_number) / "train.work"
-    policy = train_policy(config, steps, method, work, reference=reference, on_step=on_step)
-    partial = model_dir.with_name("model.partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    policy.save_pretrained(partial)
-    partial.rename(model_dir)
+    policy = train_policy(config, steps, method, work, reference=reference, on_step=on_step, on_notice=on_notice)
+    save_model(policy, model_dir, steps, method)
     shutil.rmtree(work, ignore_errors=True)
     return model_dir
 
 
-def evaluate_round(config: ApoConfig, round_number: int, model_dir: Path, tasks: list[str],
-                   suites: list[str] | None = None, on_episode=None) -> dict:
-    """Seeded evaluation (policy alone, validation seeds) per task and suite, cached as evaluation.json.
+def round_suites(config: ApoConfig) -> list[str]:
+    """The suites every round is evaluated on: unperturbed, then each perturbation suite."""
+    return [NO_PERTURBATION, *(p.name for p in config.evaluation.perturbations)]
 
-    Default suites: unperturbed plus every perturbation suite of the config. Every
-    episode's outcome is kept by seed, for the paired promote gate.
-    """
+
+def evaluate_chunk(config: ApoConfig, model_dir: Path, chunk: EvalChunk) -> EvalResult:
+    """One chunk of a round's evaluation (policy alone), on this process's envs and policy copy."""
+    policy = cached_policy(model_dir)
+    return evaluate_chunk_with(config, lambda env: VlaActor(policy, env.instruction), chunk,
+                               render=policy.config.use_image)
+
+
+def saved_evaluation(config: ApoConfig, round_number: int) -> dict | None:
     path = round_dir(config, round_number) / "evaluation.json"
-    if path.exists():
-        return json.loads(path.read_text())
-    suites = suites or ["none", *(p.name for p in config.evaluation.perturbations)]
-    policy = ApoVlaPolicy.from_pretrained(model_dir)
-    results = evaluate(config, lambda env: VlaActor(policy, env.instruction), tasks=tasks, suites=suites,
-                       render=policy.config.use_image, on_episode=on_episode)
-    rows = [r.to_dict() for r in results]
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def save_evaluation(config: ApoConfig, round_number: int, results: list[EvalResult]) -> dict:
+    """The round's evaluation record (gate metrics + every outcome by seed), written atomically."""
+    rows = [r.to_dict() for r in merge_chunks(results)]
     metrics = {**summarise(rows), "results": rows}
+    path = round_dir(config, round_number) / "evaluation.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.with_suffix(".tmp").write_text(json.dumps(metrics, indent=2))
     path.with_suffix(".tmp").replace(path)
@@ -185,12 +127,13 @@ def publish_round(config: ApoConfig, round_number: int, model_dir: Path, *, pare
     try:
         registry.manifest(round_number)
         return  # already published (a re-run after a crash)
-    except RegistryError:
+    except NotFound:
         pass
     gate_metrics = {k: v for k, v in metrics.items() if k != "results"}
     registry.publish(
         round_number, model_dir, parent_round=parent_round, method=method,
-        dataset={"md5": version.md5, "git_tag": version.tag, "git_commit": version.commit},
+        dataset={"md5": version.md5, "git_tag": version.tag, "git_commit": version.commit,
+                 "training_data_fingerprint": training_record(model_dir).get("data_fingerprint")},
         hyperparameters=config.train.model_dump(mode="json"), metrics=gate_metrics,
     )
 
@@ -263,15 +206,33 @@ def round_summary(config: ApoConfig, round_number: int, *, version: DatasetVersi
     return summary
 
 
-def round_history(config: ApoConfig) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted((config.paths.workdir / "rounds").glob("round-*/round.json"))]
-
-
 def rollback(config: ApoConfig, round_number: int, reason: str, who: str) -> DatasetVersion | None:
-    """Re-point the champion to round N and check its dataset version out."""
+    """Re-point the champion to round N and check its dataset version out: all or nothing.
+
+    Round N's files are re-hashed and its dataset version checked out BEFORE the champion
+    moves (one audit entry); if the champion cannot be moved, the dataset goes back to the
+    previous champion's version. Works when the champion pointer is corrupt: that is how it
+    is repaired.
+    """
     registry = registry_for(config)
-    manifest = registry.manifest(round_number)
-    registry.set_champion(round_number, action="rollback", who=who, reason=reason)
+    manifest = registry.verify(round_number)
     tag = manifest.dataset.get("git_tag")
-    return workspace_for(config).checkout(int(tag.rsplit("-", 1)[1])) if tag else None
+    workspace = workspace_for(config)
+    version = workspace.checkout(int(tag.rsplit("-", 1)[1])) if tag else None
+    try:
+        registry.set_champion(round_number, action="rollback", who=who, reason=reason)
+    except Exception:
+        previous = _readable_champion(registry)
+        previous_tag = (previous or {}).get("dataset", {}).get("git_tag")
+        if previous_tag:
+            workspace.checkout(int(previous_tag.rsplit("-", 1)[1]))
+        raise
+    return version
+
+
+def _readable_champion(registry) -> dict | None:
+    try:
+        return registry.champion()[0]
+    except RegistryError:
+        return None
 

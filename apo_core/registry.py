@@ -10,181 +10,39 @@ Layout (the same in S3 and in a local directory; ``aws s3 ls`` shows it as is):
     champion.json                        {"round": 3, ...}, replaced by compare-and-swap only
     audit/20261122T010203.123456Z-<uuid>.json   one object per event, never overwritten
 
-* Write-once: S3 ``PutObject(IfNoneMatch="*")``; local: ``O_CREAT | O_EXCL`` via a hard link.
-  A round without a complete manifest is invisible, so a crash while uploading leaves
-  nothing that can be loaded or promoted.
-* Champion compare-and-swap: S3 ``PutObject(IfMatch=<etag>)``; local: an exclusive lock,
-  a content check and an atomic rename. Of two concurrent promotions exactly one wins.
-* Loading a round re-hashes every file against its manifest.
+* Write-once (apo_core/object_store.py): a round without a complete manifest is invisible,
+  so a crash while uploading leaves nothing that can be loaded or promoted.
+* Champion compare-and-swap: of two concurrent promotions exactly one wins.
+* Loading, deploying or rolling back to a round re-hashes every file against its manifest.
+* A corrupt ``champion.json`` is reported with its repair: ``apo rollback N`` rewrites it
+  from round N's manifest (the pointer is derived data; the manifests are the truth).
 """
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
-import os
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING
 
-from apo_core.errors import ApoError
+from apo_core.object_store import (
+    AlreadyExists,
+    Backend,
+    CorruptPointer,
+    NotFound,
+    RegistryError,
+    backend_for,
+    sha256_hex,
+)
+
+if TYPE_CHECKING:
+    from apo_core.config import ApoConfig
 
 MANIFEST = "manifest.json"
 CHAMPION = "champion.json"
-
-
-class RegistryError(ApoError):
-    """A model-store operation failed (missing, tampered, or refused)."""
-
-
-class AlreadyExists(RegistryError):
-    """A write-once object exists already."""
-
-
-class Conflict(RegistryError):
-    """A compare-and-swap lost: someone else changed the object first."""
-
-
-class Backend(Protocol):
-    """Object storage with write-once puts and compare-and-swap (etag) replaces."""
-
-    location: str
-
-    def put_new(self, key: str, data: bytes) -> None: ...
-
-    def get(self, key: str) -> tuple[bytes, str]: ...
-
-    def replace(self, key: str, data: bytes, expected_etag: str | None) -> str: ...
-
-    def list(self, prefix: str) -> list[str]: ...
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-class LocalBackend:
-    """A directory. Etags are the sha256 of the content."""
-
-    def __init__(self, root: str | Path):
-        self.root = Path(root)
-        self.location = str(self.root)
-
-    def _path(self, key: str) -> Path:
-        return self.root / key
-
-    def put_new(self, key: str, data: bytes) -> None:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-        with open(temporary, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        try:
-            os.link(temporary, path)  # atomic and exclusive
-        except FileExistsError:
-            raise AlreadyExists(f"{path}: exists already; rounds are write-once") from None
-        finally:
-            temporary.unlink()
-
-    def get(self, key: str) -> tuple[bytes, str]:
-        try:
-            data = self._path(key).read_bytes()
-        except FileNotFoundError:
-            raise RegistryError(f"{self._path(key)}: not found") from None
-        return data, _sha256(data)
-
-    def replace(self, key: str, data: bytes, expected_etag: str | None) -> str:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path.with_name(f".{path.name}.lock"), "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            current = _sha256(path.read_bytes()) if path.exists() else None
-            if current != expected_etag:
-                raise Conflict(f"{path}: changed concurrently (expected {expected_etag}, found {current})")
-            temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-            temporary.write_bytes(data)
-            os.replace(temporary, path)
-        return _sha256(data)
-
-    def list(self, prefix: str) -> list[str]:
-        base = self._path(prefix)
-        if not base.exists():
-            return []
-        return sorted(
-            str(p.relative_to(self.root)) for p in base.rglob("*") if p.is_file() and not p.name.startswith(".")
-        )
-
-
-class S3Backend:
-    """Any S3 endpoint through boto3 (``AWS_ENDPOINT_URL`` or ``endpoint_url``)."""
-
-    def __init__(self, bucket: str, prefix: str = "", endpoint_url: str | None = None):
-        import boto3
-
-        self.bucket = bucket
-        self.prefix = prefix.strip("/")
-        self.location = f"s3://{bucket}/{self.prefix}".rstrip("/")
-        self.client = boto3.client("s3", endpoint_url=endpoint_url)
-
-    def _key(self, key: str) -> str:
-        return f"{self.prefix}/{key}" if self.prefix else key
-
-    def _error(self, exc, key: str) -> RegistryError:
-        code = exc.response.get("Error", {}).get("Code", "")
-        return RegistryError(f"{self.location}/{key}: S3 {code or 'error'}")  # never echoes credentials
-
-    def put_new(self, key: str, data: bytes) -> None:
-        from botocore.exceptions import ClientError
-
-        try:
-            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, IfNoneMatch="*")
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict"):
-                raise AlreadyExists(f"{self.location}/{key}: exists already; rounds are write-once") from None
-            raise self._error(exc, key) from None
-
-    def get(self, key: str) -> tuple[bytes, str]:
-        from botocore.exceptions import ClientError
-
-        try:
-            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-                raise RegistryError(f"{self.location}/{key}: not found") from None
-            raise self._error(exc, key) from None
-        return response["Body"].read(), response["ETag"]
-
-    def replace(self, key: str, data: bytes, expected_etag: str | None) -> str:
-        from botocore.exceptions import ClientError
-
-        condition = {"IfMatch": expected_etag} if expected_etag else {"IfNoneMatch": "*"}
-        try:
-            response = self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, **condition)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict"):
-                raise Conflict(f"{self.location}/{key}: changed concurrently") from None
-            raise self._error(exc, key) from None
-        return response["ETag"]
-
-    def list(self, prefix: str) -> list[str]:
-        keys = []
-        paginator = self.client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
-            keys += [item["Key"][len(self.prefix) + 1 if self.prefix else 0 :] for item in page.get("Contents", [])]
-        return sorted(keys)
-
-
-def backend_for(url: str, endpoint_url: str | None = None) -> Backend:
-    """``s3://bucket/prefix`` -> S3Backend; anything else is a local directory."""
-    if url.startswith("s3://"):
-        bucket, _, prefix = url.removeprefix("s3://").partition("/")
-        return S3Backend(bucket, prefix, endpoint_url)
-    return LocalBackend(url)
 
 
 def round_prefix(round_number: int) -> str:
@@ -227,12 +85,12 @@ class ModelRegistry:
         for path in sorted(Path(model_dir).iterdir()):
             if path.is_file():
                 data = path.read_bytes()
-                files[path.name] = _sha256(data)
+                files[path.name] = sha256_hex(data)
                 try:
                     self.backend.put_new(prefix + path.name, data)
                 except AlreadyExists:
                     # Left by a crashed publish of this round: reuse it only if identical.
-                    if _sha256(self.backend.get(prefix + path.name)[0]) != files[path.name]:
+                    if sha256_hex(self.backend.get(prefix + path.name)[0]) != files[path.name]:
                         raise
         manifest = RoundManifest(round_number, files, parent_round, method, dataset, hyperparameters, metrics)
         self.backend.put_new(prefix + MANIFEST, json.dumps(asdict(manifest), indent=2).encode())
@@ -240,7 +98,11 @@ class ModelRegistry:
 
     def manifest(self, round_number: int) -> RoundManifest:
         data, _ = self.backend.get(round_prefix(round_number) + MANIFEST)
-        return RoundManifest(**json.loads(data))
+        try:
+            return RoundManifest(**json.loads(data))
+        except (ValueError, TypeError) as error:
+            raise RegistryError(f"{self.backend.location}/{round_prefix(round_number)}{MANIFEST}: corrupt manifest "
+                                f"({type(error).__name__}); round {round_number} cannot be used") from None
 
     def rounds(self) -> list[RoundManifest]:
         """Every round with a manifest (rounds cut off mid-upload have none: invisible)."""
@@ -254,7 +116,7 @@ class ModelRegistry:
         destination.mkdir(parents=True, exist_ok=True)
         for name, digest in manifest.files.items():
             data, _ = self.backend.get(round_prefix(round_number) + name)
-            if _sha256(data) != digest:
+            if sha256_hex(data) != digest:
                 raise RegistryError(
                     f"{self.backend.location}/{round_prefix(round_number)}{name}: sha256 mismatch "
                     f"(tampered or truncated); refusing to load round {round_number}"
@@ -264,12 +126,41 @@ class ModelRegistry:
 
     # ----- champion and audit -------------------------------------------------------
     def champion(self) -> tuple[dict | None, str | None]:
-        """The champion pointer and its etag (None, None before the first promotion)."""
+        """The champion pointer and its etag (None, None before the first promotion).
+
+        A pointer that cannot be read raises :class:`CorruptPointer`, whose message names the
+        repair: ``apo rollback N`` rewrites it from round N's manifest.
+        """
         try:
             data, etag = self.backend.get(CHAMPION)
-        except RegistryError:
+        except NotFound:
             return None, None
-        return json.loads(data), etag
+        try:
+            pointer = json.loads(data)
+            if not isinstance(pointer, dict) or not isinstance(pointer.get("round"), int):
+                raise ValueError("no round number")
+        except ValueError as error:
+            raise CorruptPointer(f"{self.backend.location}/{CHAMPION}: the champion pointer is corrupt ({error}); "
+                                 f"repair it with `apo rollback N --reason ...` (rebuilt from round N's manifest)",
+                                 etag) from None
+        return pointer, etag
+
+    def matches(self, round_number: int, directory: Path) -> bool:
+        """Whether a local copy of round N holds exactly its manifest's files (sha256)."""
+        manifest = self.manifest(round_number)
+        directory = Path(directory)
+        return all((directory / name).is_file() and sha256_hex((directory / name).read_bytes()) == digest
+                   for name, digest in manifest.files.items())
+
+    def verify(self, round_number: int) -> RoundManifest:
+        """Re-hash every file of round N against its manifest; RegistryError names a bad one."""
+        manifest = self.manifest(round_number)
+        for name, digest in manifest.files.items():
+            data, _ = self.backend.get(round_prefix(round_number) + name)
+            if sha256_hex(data) != digest:
+                raise RegistryError(f"{self.backend.location}/{round_prefix(round_number)}{name}: sha256 mismatch "
+                                    f"(tampered or truncated); round {round_number} cannot be deployed")
+        return manifest
 
     def _record(self, event: dict) -> dict:
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f".{int(time.time() * 1e6) % 1_000_000:06d}Z"
@@ -284,7 +175,12 @@ class ModelRegistry:
         decision was made to make the whole decide-then-promote step race-free.
         """
         manifest = self.manifest(round_number)  # the round must exist and be complete
-        current, etag = self.champion()
+        try:
+            current, etag = self.champion()
+        except CorruptPointer as corrupt:
+            if action != "rollback":
+                raise
+            current, etag = None, corrupt.etag  # the repair: replace the unreadable pointer
         if expected_etag != "read":
             etag = expected_etag
         pointer = {"round": round_number, "dataset": manifest.dataset, "metrics": headline(manifest.metrics),
@@ -304,10 +200,25 @@ class ModelRegistry:
         })
 
     def audit_log(self) -> list[dict]:
-        return [json.loads(self.backend.get(key)[0]) for key in self.backend.list("audit/")]
+        events = []
+        for key in self.backend.list("audit/"):
+            try:
+                event = json.loads(self.backend.get(key)[0])
+                if not isinstance(event, dict) or "action" not in event or "to_round" not in event:
+                    raise ValueError("not an audit event")
+            except ValueError as error:
+                raise RegistryError(f"{self.backend.location}/{key}: corrupt audit entry ({error}); the log is "
+                                    f"append-only: move that object aside to repair it (nothing else is lost)") from None
+            events.append(event)
+        return events
 
 
 
 def headline(metrics: dict) -> dict:
     """Metrics without the per-seed outcomes: what the champion pointer and audit log repeat."""
     return {key: value for key, value in metrics.items() if key != "outcomes"}
+
+
+def registry_for(config: ApoConfig) -> ModelRegistry:
+    """The model store a config names (``registry.url``; default ``<workdir>/model-store``)."""
+    return ModelRegistry(backend_for(config.registry_url, config.registry.s3_endpoint_url))

@@ -8,8 +8,9 @@ which dataset version the champion was trained on.
 from __future__ import annotations
 
 from apo_core.config import ApoConfig
-from apo_core.episodes import EpisodeStore
-from apo_core.loop import interaction_dir, loop_tasks, next_round, registry_for
+from apo_core.layout import loop_tasks, next_round
+from apo_core.registry import registry_for
+from apo_core.robots import recorded_count
 
 
 def loop_status(config: ApoConfig) -> dict:
@@ -17,7 +18,7 @@ def loop_status(config: ApoConfig) -> dict:
     champion, _ = registry.champion()
     decisions = [e for e in registry.audit_log() if e["action"] in ("promote", "reject", "rollback")]
     pending = next_round(config)
-    collected = sum(len(EpisodeStore(interaction_dir(config, pending, task))) for task in loop_tasks(config))
+    collected = recorded_count(config, pending, loop_tasks(config))
     per_round = config.collect.interactions_per_round
     return {
         "registry": config.registry_url,

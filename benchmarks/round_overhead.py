@@ -4,7 +4,8 @@
     .venv/bin/python benchmarks/round_overhead.py [--config my.yaml]
 
 Bootstraps once (not timed), then runs one `lifelong-round` flow under the real Prefect
-engine (ephemeral API) while timing every step of apo_core.loop. Without ``--config`` the
+engine (ephemeral API), every step in this process (``cluster.engine: local``; the fan-out
+on Ray is benchmarks/fanout.py), while timing every step of apo_core. Without ``--config`` the
 dataset's DVC remote and the model registry live in S3: a moto server over real HTTP on
 127.0.0.1, in this process. Writing the LeRobot dataset (labelling + Parquet) is neither
 orchestration nor versioning: it is reported on its own line, and the overhead is given
@@ -26,7 +27,7 @@ from _report import RESULTS, report  # noqa: E402
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
-from apo_core import loop  # noqa: E402
+from apo_core import loop, robots  # noqa: E402
 from apo_core.data import round_dataset  # noqa: E402
 from flows.lifelong import bootstrap, lifelong_round  # noqa: E402
 
@@ -36,12 +37,12 @@ VERSIONING = "DVC + git (add, commit, tag, push)"
 MODEL_STORE = "model store (download, publish, promote)"
 PREFECT = "Prefect (flow, tasks, events, artifacts)"
 TIMED = [  # (module, function, category); append_round runs inside build_dataset
-    (loop, "collect_interactions", COLLECT),
+    (robots, "collect_interactions", COLLECT),
     (loop, "train_round", TRAIN),
-    (loop, "evaluate_round", EVALUATE),
+    (loop, "evaluate_chunk", EVALUATE),
     (loop, "build_dataset", VERSIONING),
     (round_dataset, "append_round", DATASET),
-    (loop, "deploy_champion", MODEL_STORE),
+    (robots, "deploy_champion", MODEL_STORE),
     (loop, "publish_round", MODEL_STORE),
     (loop, "promote_if_better", MODEL_STORE),
 ]
@@ -64,6 +65,7 @@ def s3_config(work: Path) -> Path:
     path.write_text(
         f'dataset: {{remote: "s3://apo/dvc", s3_endpoint_url: "{endpoint}"}}\n'
         f'registry: {{url: "s3://apo/models", s3_endpoint_url: "{endpoint}"}}\n'
+        "cluster: {engine: local}\n"
     )
     return path
 

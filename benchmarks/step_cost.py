@@ -22,7 +22,7 @@ from _report import report  # noqa: E402
 from apo_core.action_tokenizer import ActionTokenizer  # noqa: E402
 from apo_core.objectives import action_logps, apo_loss, nll_loss  # noqa: E402
 from apo_core.policy import ApoVlaConfig, ApoVlaPolicy, instruction_vocab  # noqa: E402
-from apo_core.train import with_lora  # noqa: E402
+from apo_core.training import with_lora  # noqa: E402
 from apo_core.config import TrainConfig  # noqa: E402
 
 

@@ -23,7 +23,7 @@ from apo_core.config import load_config  # noqa: E402
 from apo_core.data.dataset import append_round  # noqa: E402
 from apo_core.data.round_dataset import workspace_for  # noqa: E402
 from apo_core.envs import make_env  # noqa: E402
-from apo_core.episodes import EpisodeStore  # noqa: E402
+from apo_core.episode_store import EpisodeStore  # noqa: E402
 from apo_core.human import ScriptedExpert, SimulatedHuman  # noqa: E402
 
 

@@ -30,6 +30,7 @@ def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="apo", description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=None, help="YAML config (default: configs/default.yaml)")
     parser.add_argument("--workdir", type=Path, default=None, help="override paths.workdir")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and Prefect's own console logs")
     commands = parser.add_subparsers(dest="command", required=True)
     for group in (cli_collect, cli_datasets, cli_registry, cli_loop):  # the order of `apo --help`
         group.add_commands(commands)
@@ -40,8 +41,17 @@ def _overrides(args: argparse.Namespace) -> dict:
     return {"paths": {"workdir": str(args.workdir)}} if args.workdir is not None else {}
 
 
+def _os_error_line(error: OSError) -> str:
+    """A disk, permission or missing-file failure as one line: what, where, what to check."""
+    where = error.filename or "a file"
+    hint = {28: " (the disk is full)", 13: " (check the permissions)", 30: " (the file system is read-only)"}
+    return f"{where}: {error.strerror or error}{hint.get(error.errno, '')}"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
+    if args.debug:
+        os.environ["APO_DEBUG"] = "1"
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")  # lerobot's per-episode "Map" bars
     # ... which lerobot then tries to re-enable, and `datasets` warns that the variable wins: it
     # should, so the warning says nothing to the user.
@@ -51,11 +61,29 @@ def main(argv: list[str] | None = None) -> int:
         args.handler(config, args)
     except ApoError as exc:
         print(f"apo: error: {exc}", file=sys.stderr)
+        _traceback_if(args.debug)
+        return EXIT_USER_ERROR
+    except OSError as exc:
+        print(f"apo: error: {_os_error_line(exc)}", file=sys.stderr)
+        _traceback_if(args.debug)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("apo: interrupted; finished episodes are on disk", file=sys.stderr)
         return 130
+    except Exception as exc:  # a defect: one line, the traceback on request
+        if args.debug:
+            raise
+        print(f"apo: internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+              f"(run with --debug for the traceback)", file=sys.stderr)
+        return 1
     return 0
+
+
+def _traceback_if(debug: bool) -> None:
+    if debug:
+        import traceback
+
+        traceback.print_exc()
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ def add_commands(commands) -> None:
     collect.add_argument("--out", type=Path, default=None, help="episode directory (default: under the workdir)")
     collect.add_argument("--perturbation", default=None, help="a perturbation suite named in the config")
     collect.add_argument("--no-human", action="store_true", help="deploy without the simulated human")
+    collect.add_argument("--robot", default=None, help="the robot recording (default: the first of collect.robots)")
     collect.set_defaults(handler=_collect)
 
     train = commands.add_parser("train", help="behaviour cloning (bc) or a preference update from a previous model")
@@ -59,6 +60,7 @@ def _collect(config: ApoConfig, args: argparse.Namespace) -> None:
         out=args.out,
         perturbation_name=args.perturbation,
         human=not args.no_human,
+        robot=args.robot,
     )
 
 
@@ -78,22 +80,21 @@ def _policy_spec(value: str) -> str:
     raise argparse.ArgumentTypeError(f"expected 'expert', 'random', a round number or a model directory, got {value!r}")
 
 
-def _episode_dir(config: ApoConfig, policy: str, task: str) -> Path:
-    """Interactions collected by policy round N are the new data of round N + 1."""
-    if policy.isdigit():
-        tag = f"round-{int(policy) + 1:04d}"
-    elif policy in ("expert", "random"):
-        tag = policy
-    else:
-        tag = f"model-{Path(policy).resolve().name}"
-    return config.paths.episodes / tag / task
+def _collection(config: ApoConfig, policy: str, task: str, robot: str) -> tuple[Path, str, int]:
+    """Where a collection goes, its name (part of every episode id) and its first seed.
 
+    Interactions collected by policy round N are the new data of round N + 1, on the
+    robot's seeds of that round; other collections have seed ranges of their own.
+    """
+    from apo_core.layout import interaction_dir
 
-def _base_seed(config: ApoConfig, policy: str) -> int:
-    """Disjoint seed ranges per collection, so no two collections replay one layout."""
     if policy.isdigit():
-        return config.collect.seed + 100_000 * (1 + int(policy))
-    return config.collect.seed + {"expert": 0, "random": 50_000}.get(policy, 75_000)
+        number = int(policy) + 1
+        return (interaction_dir(config, number, task, robot), f"round-{number:04d}",
+                config.collect.round_seed(number, robot))
+    name = policy if policy in ("expert", "random") else f"model-{Path(policy).resolve().name}"
+    first = config.collect.seed + {"expert": 0, "random": 50_000}.get(policy, 75_000)
+    return config.paths.episodes / name / task, name, first + 1_000 * config.collect.robot_index(robot)
 
 
 def _load_policy(directory: Path):
@@ -134,29 +135,33 @@ def run_collect(
     out: Path | None = None,
     perturbation_name: str | None = None,
     human: bool = True,
+    robot: str | None = None,
 ):
     """Add ``episodes`` episodes of ``policy`` on ``task``; print and return the summary."""
-    from tqdm import tqdm
-
     from apo_core.collect import collect_episodes
+    from tasks.progress import StepProgress
     from apo_core.envs import make_env
-    from apo_core.episodes import EpisodeStore
+    from apo_core.episode_store import EpisodeStore
     from apo_core.human import ScriptedExpert, SimulatedHuman
     from apo_core.labels import label_counts, label_steps
 
     if episodes < 1:
         raise ApoError(f"--episodes must be >= 1, got {episodes}")
+    robot = robot or config.collect.robots[0]
+    config.collect.robot_index(robot)  # an unknown robot is refused here
     perturbation = config.perturbation(perturbation_name) if perturbation_name else None
     env = make_env(task, config.env, perturbation)
     actor = _resolve_actor(policy, env, config)
-    store = EpisodeStore.for_writing(out or _episode_dir(config, policy, task))
+    collection_dir, collection, first_seed = _collection(config, policy, task, robot)
+    store = EpisodeStore.for_writing(out or collection_dir)
     source = "expert" if policy == "expert" else "interaction"
     overseer = SimulatedHuman(ScriptedExpert(env), env, config.takeover) if human and source != "expert" else None
-    start = store.next_index()
     counts: dict[str, int] = {}
+    done: list[bool] = []
 
     def count_labels(episode, _path) -> None:
-        progress.update(1)
+        done.append(episode.meta.success)
+        progress.update(len(done), success=f"{sum(done) / len(done):.0%}")
         if episode.meta.source == "expert":
             counts["expert_demo"] = counts.get("expert_demo", 0) + len(episode)
             return
@@ -165,18 +170,18 @@ def run_collect(
         for name, count in label_counts(labels).items():
             counts[name] = counts.get(name, 0) + count
 
-    with tqdm(total=episodes, desc=f"collect {task} ({policy})", unit="ep", file=sys.stderr) as progress:
+    with StepProgress(f"collect {task} ({policy})", episodes, "episodes") as progress:
         summary = collect_episodes(
             env,
             actor,
             overseer,
             store,
-            collection=_episode_dir(config, policy, task).parent.name,
-            until=start + episodes,
-            base_seed=_base_seed(config, policy),
+            collection=collection,
+            episodes=episodes,
+            base_seed=first_seed,
             source=source,
             policy_round=int(policy) if policy.isdigit() else None,
-            robot_id=config.collect.robot_id,
+            robot_id=robot,
             fps=config.env.fps,
             perturbation=perturbation_name,
             on_episode=count_labels,
@@ -194,20 +199,23 @@ def _print_summary(task: str, policy: str, directory: Path, summary, counts: dic
 
 
 def _episode_dirs(config: ApoConfig, method: str) -> list[Path]:
-    roots = [config.paths.episodes / "expert"]
+    """The demos, and for an update every round's interactions (every robot's)."""
+    from apo_core.layout import expert_dir, round_interaction_dirs
+
+    directories = [expert_dir(config, task) for task in config.env.tasks if expert_dir(config, task).is_dir()]
     if method != "bc":
-        roots += sorted(config.paths.episodes.glob("round-*"))
-    return [root / task for root in roots for task in config.env.tasks if (root / task).is_dir()]
+        for root in sorted(config.paths.episodes.glob("round-*")):
+            directories += round_interaction_dirs(config, int(root.name.split("-")[1]), config.env.tasks)
+    return directories
 
 
 def run_train(config: ApoConfig, *, method: str, data: list[Path] | None, reference: Path | None,
               out: Path | None, steps: int | None = None, epochs: float | None = None) -> Path:
     """Train a model (BC from scratch, or a preference update of ``reference``) and save it."""
-    from tqdm import tqdm
-
     from apo_core.data.steps import load_steps
-    from apo_core.loop import train_policy
-    from apo_core.train import update_schedule
+    from tasks.progress import StepProgress
+    from apo_core.loop import save_model, train_policy
+    from apo_core.training import update_schedule
 
     if method != "bc" and reference is None:
         raise ApoError(f"--method {method} needs --from: the previous round's model (the reference)")
@@ -229,17 +237,19 @@ def run_train(config: ApoConfig, *, method: str, data: list[Path] | None, refere
         total = config.train.bc_steps if method == "bc" else len(update_schedule(labelled, method, config.train))
     except ValueError as exc:
         raise ApoError(str(exc)) from None
-    with tqdm(total=total, desc=f"train {method}", unit="step", file=sys.stderr) as progress:
+    with StepProgress(f"train {method}", total, "steps") as progress:
         def on_step(step, total, metrics):
-            progress.update(1)
-            progress.set_postfix(loss=f"{metrics['loss']:.4f}")
+            progress.update(step, total, loss=f"{metrics['loss']:.4f}")
+
+        def on_notice(message: str) -> None:
+            progress.note(f"apo: note: {message}")
 
         try:
             policy = train_policy(config, labelled, method, out.with_name(out.name + ".work"), reference=policy,
-                                  on_step=on_step)
+                                  on_step=on_step, on_notice=on_notice)
         except ValueError as exc:
             raise ApoError(str(exc)) from None
-    policy.save_pretrained(out)
+    save_model(policy, out, labelled, method)
     print(f"{method}: trained on {len(labelled)} steps from {len(directories)} episode directories -> {out}")
     return out
 
@@ -261,9 +271,8 @@ def run_evaluate(config: ApoConfig, *, model: str, tasks: list[str] | None, suit
 
         return VlaActor(policy, env.instruction, name=str(model))
 
-    from tqdm import tqdm
-
     from apo_core.evaluate import evaluation_seeds
+    from tasks.progress import StepProgress
 
     suite_names = suites or ["none"]
     total = len(tasks or config.env.tasks) * sum(len(evaluation_seeds(config, s, split, episodes)) for s in suite_names)
@@ -271,10 +280,9 @@ def run_evaluate(config: ApoConfig, *, model: str, tasks: list[str] | None, suit
 
     def on_episode(outcome) -> None:
         successes.append(outcome.success)
-        progress.update(1)
-        progress.set_postfix(success=f"{sum(successes) / len(successes):.0%}")
+        progress.update(len(successes), success=f"{sum(successes) / len(successes):.0%}")
 
-    with tqdm(total=total, desc=f"evaluate ({split} seeds)", unit="ep", file=sys.stderr) as progress:
+    with StepProgress(f"evaluate ({split} seeds)", total, "episodes") as progress:
         results = evaluate(config, make_actor, tasks=tasks, suites=suites, episodes=episodes, with_human=with_human,
                            split=split, render=policy is None or policy.config.use_image, on_episode=on_episode)
     print(f"{'task':<18}{'suite':<16}{'success':>9}  {'95% CI':<15}{'length':>7}{'takeovers/ep':>14}{'human share':>13}")

@@ -1,3 +1,5 @@
 """Constants shared by `flows.cli` and its command-group modules (kept apart to avoid circular imports)."""
 
-UPDATE_METHODS = ["dagger", "sirius", "dpo", "kto", "apo"]
+from apo_core.config import UPDATE_METHODS as _METHODS
+
+UPDATE_METHODS = list(_METHODS)

@@ -37,17 +37,24 @@ def _prefect_defaults() -> None:
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    if not os.environ.get("APO_DEBUG"):
+        # A failed step is reported as one line by `apo` itself; Prefect's own console copy
+        # of it (with the traceback) only with --debug. The Prefect API and UI get every log.
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
 
 
 def run_loop(config: ApoConfig, config_path: Path | None, *, rounds: int, method: str) -> list[dict]:
     """Bootstrap if needed, then run rounds until ``rounds`` loop rounds exist; print the table."""
     _prefect_defaults()
-    from apo_core import loop, report
+    from apo_core import report
+    from apo_core.layout import next_round, round_history
     from flows.lifelong import lifelong
+    from tasks.fleet import ray_cluster
 
-    pending = max(0, rounds - (loop.next_round(config) - 1))
-    history = lifelong(str(config_path) if config_path else None, str(config.paths.workdir), pending, method)
-    history = loop.round_history(config)
+    pending = max(0, rounds - (next_round(config) - 1))
+    with ray_cluster(config):  # one Ray for every round of the run
+        lifelong(str(config_path) if config_path else None, str(config.paths.workdir), pending, method)
+    history = round_history(config)
     print(report.text_table(history))
     print(f"plot: {config.paths.workdir / 'report' / 'rounds.png'}")
     return history

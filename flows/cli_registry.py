@@ -53,7 +53,7 @@ def _audit(config: ApoConfig, args: argparse.Namespace) -> None:
 
 
 def _registry(config: ApoConfig):
-    from apo_core.loop import registry_for
+    from apo_core.registry import registry_for
 
     return registry_for(config)
 
@@ -71,6 +71,7 @@ def run_publish(config: ApoConfig, round_number: int, model: Path, method: str, 
     from apo_core.data.round_dataset import workspace_for
     from apo_core.gate import summarise
 
+    check_loadable(model)
     metrics = summarise(json.loads(metrics_path.read_text())) if metrics_path else {}
     workspace = workspace_for(config)
     try:
@@ -83,9 +84,29 @@ def run_publish(config: ApoConfig, round_number: int, model: Path, method: str, 
     print(f"round {round_number} stored in {config.registry_url} ({len(manifest.files)} files, manifest last)")
 
 
+def check_loadable(model: Path) -> None:
+    """A round must be a policy that loads: refuse an empty, partial or foreign directory."""
+    from apo_core.policy import ApoVlaPolicy
+
+    if not model.is_dir():
+        raise ApoError(f"{model}: no such model directory")
+    try:
+        ApoVlaPolicy.from_pretrained(model)
+    except FileNotFoundError as error:
+        raise ApoError(str(error)) from None
+    except Exception as error:  # truncated weights, a config of another model, ...
+        raise ApoError(f"{model}: not a loadable policy ({type(error).__name__}: {str(error).splitlines()[0][:160]})") from None
+
+
 def run_rounds(config: ApoConfig) -> None:
+    from apo_core.registry import CorruptPointer
+
     registry = _registry(config)
-    champion, _ = registry.champion()
+    try:
+        champion, _ = registry.champion()
+    except CorruptPointer as corrupt:  # still list the rounds: the repair needs them
+        champion = None
+        print(f"apo: warning: {corrupt}")
     rounds = registry.rounds()
     if not rounds:
         print(f"no rounds in {config.registry_url}")

@@ -1,4 +1,5 @@
-"""Progress of a long step, for the person at the terminal and for the Prefect UI.
+"""Progress of a long step, for the person at the terminal and for the Prefect UI (the
+flows' tasks and the `apo` commands alike).
 
 On a terminal: a tqdm bar on stderr. Elsewhere (CI logs, a worker's log file): one line
 each time another tenth of the work is done, never a redraw. Under a flow run: a Prefect
@@ -41,6 +42,19 @@ class StepProgress:
         if self._artifact is not None and self.total:
             update_progress_artifact(self._artifact, 100.0 * done / self.total)
 
+    def note(self, message: str) -> None:
+        """A line for the person at the terminal (above the bar, if there is one), on stderr."""
+        if self._bar is not None:
+            self._bar.write(message, file=sys.stderr)
+        else:
+            print(message, file=sys.stderr, flush=True)
+
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
+
+    def __enter__(self) -> StepProgress:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()

@@ -1,9 +1,7 @@
-"""One Prefect task per step of the round. The logic (and the resume-from-data behaviour)
-lives in apo_core.loop; here: retries where I/O can fail, events, and artifacts.
+"""The learner side of a round as Prefect tasks: dataset, update, evaluation, publish, promote.
 
-No Prefect result caching is used on purpose: each step already finds its own finished
-work in the data (episodes, dataset tags, model files, the registry), which survives a
-lost Prefect database as well.
+The logic (and the resume-from-data behaviour) lives in apo_core.loop; here: retries where
+I/O can fail, progress, artifacts, and the fan-out of evaluation chunks over the fleet.
 """
 
 from __future__ import annotations
@@ -12,57 +10,16 @@ from pathlib import Path
 
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from prefect.cache_policies import NO_CACHE
-from prefect.events import emit_event
 
 from apo_core import loop, report
 from apo_core.config import ApoConfig
 from apo_core.data.versioning import DatasetVersion
+from apo_core.evaluate import EvalChunk, EvalResult, evaluation_chunks
+from apo_core.layout import round_history
+from tasks import IO_RETRIES, STEP
+from tasks.fleet import Fleet
 from tasks.progress import StepProgress
 
-STEP = dict(cache_policy=NO_CACHE, persist_result=False)
-IO_RETRIES = dict(retries=2, retry_delay_seconds=3)
-
-
-@task(name="record-demonstrations", **STEP)
-def record_demonstrations(config: ApoConfig, task_name: str) -> int:
-    return loop.record_demonstrations(config, task_name).episodes
-
-
-@task(name="deploy-champion", **STEP, **IO_RETRIES)
-def deploy_champion(config: ApoConfig) -> tuple[int, Path]:
-    return loop.deploy_champion(config)
-
-
-@task(name="collect-interactions", **STEP)
-def collect_interactions(config: ApoConfig, round_number: int, policy_round: int, model_dir: Path,
-                         task_name: str) -> dict:
-    robot = config.collect.robot_id
-
-    def announce(episode, path):
-        emit_event(
-            event="episode.collected",
-            resource={"prefect.resource.id": f"apo.robot.{robot}", "apo.round": str(round_number)},
-            payload={"episode_id": episode.meta.episode_id, "takeovers": episode.meta.n_takeovers,
-                     "success": episode.meta.success},
-        )
-
-    total = config.collect.interactions_per_round
-    progress = StepProgress(f"round {round_number}: collect {task_name}", total, "episodes")
-    counts = {"done": 0, "takeovers": 0, "successes": 0}
-
-    def announce_and_count(episode, path):
-        announce(episode, path)
-        counts["done"] += 1
-        counts["takeovers"] += episode.meta.n_takeovers
-        counts["successes"] += int(episode.meta.success)
-        progress.update(counts["done"], takeovers=str(counts["takeovers"]),
-                        success=f"{counts['successes'] / counts['done']:.0%}")
-
-    loop.collect_interactions(config, round_number, policy_round, model_dir, task_name,
-                              on_episode=announce_and_count)
-    progress.close()
-    return loop.collection_stats(loop.interaction_dir(config, round_number, task_name))
 
 
 @task(name="label-and-version-dataset", **STEP, **IO_RETRIES)
@@ -78,26 +35,54 @@ def train_round(config: ApoConfig, round_number: int, tasks: list[str], method: 
     def on_step(step: int, total: int, metrics: dict) -> None:
         progress.update(step, total, loss=f"{metrics['loss']:.4f}")
 
-    model_dir = loop.train_round(config, round_number, tasks, method, reference_dir, on_step=on_step)
+    def on_notice(message: str) -> None:
+        print(f"round {round_number}: {message}", flush=True)
+
+    model_dir = loop.train_round(config, round_number, tasks, method, reference_dir, on_step=on_step,
+                                 on_notice=on_notice)
     progress.close()
     return model_dir
 
 
-@task(name="evaluate", **STEP)
-def evaluate_round(config: ApoConfig, round_number: int, model_dir: Path, tasks: list[str]) -> dict:
-    suites = 1 + len(config.evaluation.perturbations)
-    total = len(tasks) * (config.evaluation.episodes + (suites - 1) * config.evaluation.perturbed_episodes)
-    progress = StepProgress(f"round {round_number}: evaluate", total, "episodes")
+def train_on_fleet(config: ApoConfig, fleet: Fleet, round_number: int, tasks: list[str], method: str,
+                   reference_dir: Path | None) -> Path:
+    """Train here, or on a GPU of the cluster when ``train.device`` asks for one (num_gpus: 1)."""
+    call = dict(config=config, round_number=round_number, tasks=tasks, method=method, reference_dir=reference_dir)
+    gpus = fleet.training_gpus()
+    if gpus:
+        print(f"round {round_number}: training {method} on a GPU of the cluster", flush=True)
+        return fleet.map(train_round, [call], num_gpus=gpus)[0]
+    return train_round(**call)
+
+
+@task(name="evaluate-chunk", **STEP, retries=1)
+def evaluate_chunk(config: ApoConfig, model_dir: Path, chunk: EvalChunk) -> EvalResult:
+    """Some seeds of one task × suite; on a worker, with its own envs and policy copy."""
+    return loop.evaluate_chunk(config, model_dir, chunk)
+
+
+def evaluate_round(config: ApoConfig, fleet: Fleet, round_number: int, model_dir: Path, tasks: list[str]) -> dict:
+    """The round's evaluation, its chunks fanned out over the fleet (cached as evaluation.json).
+
+    Every chunk is the same task on the same seeds wherever it runs, so a serial and a
+    parallel evaluation of one model give the same outcomes seed by seed.
+    """
+    saved = loop.saved_evaluation(config, round_number)
+    if saved is not None:
+        return saved
+    chunks = evaluation_chunks(config, tasks=tasks, suites=loop.round_suites(config))
+    progress = StepProgress(f"round {round_number}: evaluate", sum(len(c.seeds) for c in chunks), "episodes")
     counts = {"done": 0, "successes": 0}
 
-    def on_episode(outcome) -> None:
-        counts["done"] += 1
-        counts["successes"] += int(outcome.success)
+    def on_result(_index: int, result: EvalResult) -> None:
+        counts["done"] += result.episodes
+        counts["successes"] += result.successes
         progress.update(counts["done"], success=f"{counts['successes'] / counts['done']:.0%}")
 
-    metrics = loop.evaluate_round(config, round_number, model_dir, tasks, on_episode=on_episode)
+    results = fleet.map(evaluate_chunk, [dict(config=config, model_dir=model_dir, chunk=c) for c in chunks],
+                        on_result=on_result)
     progress.close()
-    return metrics
+    return loop.save_evaluation(config, round_number, results)
 
 
 @task(name="publish-round", **STEP, **IO_RETRIES)
@@ -114,7 +99,7 @@ def promote_if_better(config: ApoConfig, round_number: int) -> loop.PromotionOut
 
 @task(name="report", **STEP)
 def publish_report(config: ApoConfig, summary: dict, lineage: dict) -> Path:
-    history = loop.round_history(config)
+    history = round_history(config)
     plot = report.plot(history, config.paths.workdir / "report" / "rounds.png")
     (config.paths.workdir / "report" / "rounds.md").write_text(report.markdown(history))
     create_table_artifact(key="apo-rounds", table=report.table_rows(history),

@@ -12,6 +12,23 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+def use_ephemeral_prefect(root: Path) -> None:
+    """Flows of this test process run against Prefect's temporary API, started once (the
+    first start takes 18-35 s here, above Prefect's default timeout)."""
+    os.environ["PREFECT_HOME"] = str(root / "prefect-home")
+    os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "120"
+    os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+
+
+def bootstrap_and_one_round(config_path: Path):
+    """Bootstrap + round 1 in this process, under the real Prefect engine: (config, history)."""
+    from apo_core.config import load_config
+    from flows.lifelong import lifelong
+
+    history = lifelong(str(config_path), None, 1, "apo")
+    return load_config(config_path), history
+
+
 @pytest.fixture(scope="session")
 def config():
     from apo_core.config import load_config
@@ -39,7 +56,7 @@ def small_round_dirs(env_for, config, tmp_path_factory):
     episodes (3 and 2) with the simulated human taking over."""
     from apo_core.actors import RandomActor
     from apo_core.collect import collect_episodes
-    from apo_core.episodes import EpisodeStore
+    from apo_core.episode_store import EpisodeStore
     from apo_core.human import ScriptedExpert, SimulatedHuman
 
     env = env_for("push")
@@ -89,7 +106,12 @@ def _stop_prefect_temporary_server():
     here, while the streams are open."""
     yield
     if "prefect.server.api.server" in sys.modules:
+        from prefect.events.worker import EventsWorker
+        from prefect.logging.handlers import APILogWorker
         from prefect.server.api.server import SubprocessASGIServer
+
+        for worker in (APILogWorker, EventsWorker):  # what they still hold, while the server listens
+            worker.drain_all(timeout=30)
 
         for server in list(SubprocessASGIServer._instances.values()):
             server.stop()

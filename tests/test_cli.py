@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from apo_core.episodes import EpisodeStore, read_episode
+from apo_core.episode_store import EpisodeStore
+from apo_core.episodes import read_episode
 
 
 def apo(*args, cwd=None, timeout=300):

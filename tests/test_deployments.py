@@ -1,6 +1,6 @@
 """prefect.yaml against a real `prefect server` (started by infra/start_server.sh): every
-deployment deploys, and the event trigger starts a round after exactly 20
-`episode.collected` events of one robot."""
+deployment deploys, and the learner's trigger starts a round after exactly 20
+`episode.collected` events of the whole fleet (robots counted together)."""
 
 import os
 import socket
@@ -70,22 +70,25 @@ def python(env, code, *args):
     return result.stdout.strip()
 
 
-def test_deploy_all_and_the_trigger_counts_twenty_events(server):
-    created = prefect(server, "work-pool", "create", "apo-process", "--type", "process")
-    assert created.returncode == 0, created.stderr + created.stdout
+def test_deploy_all_and_the_fleet_trigger_counts_twenty_events(server):
+    for pool in ("apo-process", "apo-robot-sim-robot-0"):
+        created = prefect(server, "work-pool", "create", pool, "--type", "process")
+        assert created.returncode == 0, created.stderr + created.stdout
     deployed = prefect(server, "--no-prompt", "deploy", "--all")
     assert deployed.returncode == 0, deployed.stdout[-3000:] + deployed.stderr[-3000:]
     listed = prefect({**server, "COLUMNS": "300"}, "deployment", "ls")
-    for name in ("lifelong-round-scheduled", "lifelong-round-on-interactions", "bootstrap", "rollback"):
+    for name in ("collect-sim-robot-0", "learn-on-fleet-interactions", "learn-on-robot-interactions",
+                 "lifelong-round-scheduled", "bootstrap", "rollback"):
         assert name in listed.stdout
-    trigger = "lifelong-round-on-interactions"
-    time.sleep(5)  # let the triggers service load the new automation
-    python(server, EMIT, "19", "apo.robot.robot-a")
-    python(server, EMIT, "19", "apo.robot.robot-b")  # counted apart (for_each robot)
+    fleet, per_robot = "learn-on-fleet-interactions", "learn-on-robot-interactions"
+    time.sleep(5)  # let the triggers service load the new automations
+    python(server, EMIT, "12", "apo.robot.robot-a")
+    python(server, EMIT, "7", "apo.robot.robot-b")  # 19 of the fleet: not yet
     time.sleep(8)
-    assert python(server, COUNT_RUNS, trigger) == "0"
-    python(server, EMIT, "1", "apo.robot.robot-a")
+    assert python(server, COUNT_RUNS, fleet) == "0"
+    python(server, EMIT, "1", "apo.robot.robot-b")  # the fleet's 20th interaction
     deadline = time.time() + 60
-    while time.time() < deadline and python(server, COUNT_RUNS, trigger) == "0":
+    while time.time() < deadline and python(server, COUNT_RUNS, fleet) == "0":
         time.sleep(2)
-    assert python(server, COUNT_RUNS, trigger) == "1"
+    assert python(server, COUNT_RUNS, fleet) == "1"
+    assert python(server, COUNT_RUNS, per_robot) == "0"  # the per-robot option ships disabled

@@ -6,7 +6,8 @@ import pytest
 
 from apo_core.actors import RandomActor
 from apo_core.collect import collect_episodes
-from apo_core.episodes import METADATA_KEY, EpisodeStore, read_episode
+from apo_core.episode_store import EpisodeStore
+from apo_core.episodes import METADATA_KEY, read_episode
 from apo_core.errors import ApoError, EpisodeFormatError
 from apo_core.human import ScriptedExpert, SimulatedHuman
 
@@ -86,6 +87,24 @@ def test_stale_partial_write_is_invisible_and_cleaned(tmp_path):
     store = EpisodeStore.for_writing(tmp_path)
     assert len(store) == 0 and store.next_index() == 0
     assert not (tmp_path / ".episode-000000.parquet.tmp").exists()
+
+
+def test_only_the_temporary_files_of_dead_writers_are_cleaned(tmp_path):
+    """Writers share a directory: a writer that opens it never deletes a live writer's file."""
+    import os
+    import subprocess
+
+    from apo_core.episode_store import HOST_TAG
+
+    finished = subprocess.Popen(["true"])
+    finished.wait()
+    dead = tmp_path / f".episode-000000.parquet.{HOST_TAG}-{finished.pid}-0a1b2c3d.tmp"
+    live = tmp_path / f".episode-000001.parquet.{HOST_TAG}-{os.getpid()}-0a1b2c3d.tmp"
+    other_host = tmp_path / ".episode-000002.parquet.otherhost-1-0a1b2c3d.tmp"
+    for path in (dead, live, other_host):
+        path.write_bytes(b"part of an episode")
+    EpisodeStore.for_writing(tmp_path)
+    assert not dead.exists() and live.exists() and other_host.exists()
 
 
 def test_unwritable_directory_is_a_clear_error(tmp_path):

@@ -6,7 +6,7 @@ from apo_core.config import load_config
 from apo_core.envs import make_env
 from apo_core.evaluate import evaluate, evaluate_actor, evaluate_lockstep, evaluation_seeds
 from apo_core.policy.actor import VlaActor
-from apo_core.train import build_policy, train_bc
+from apo_core.training import build_policy, train_bc
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,8 @@
-"""The loop under the real Prefect engine, against a real HTTP S3 (moto) and real DVC:
-bootstrap + a round end to end, then rounds killed with SIGKILL mid-collect and
-mid-training, re-run to completion with no lost or duplicated episode and no half-written
-round promoted."""
+"""The loop under the real Prefect engine, against a real HTTP S3 (moto) and real DVC, with
+every step in the flow's own process (``cluster.engine: local``; tests/test_fleet.py runs
+the fan-out on Ray): bootstrap + a round end to end, then rounds killed with SIGKILL
+mid-collect and mid-training, re-run to completion with no lost or duplicated episode and
+no half-written round promoted."""
 
 import json
 import os
@@ -14,10 +15,11 @@ import uuid
 import boto3
 import pytest
 
-from apo_core.config import load_config
+from conftest import bootstrap_and_one_round, use_ephemeral_prefect
 from apo_core.data.round_dataset import workspace_for
-from apo_core.episodes import EpisodeStore
-from apo_core.loop import interaction_dir, registry_for, round_dir, round_history
+from apo_core.episode_store import EpisodeStore
+from apo_core.layout import interaction_dir, round_dir, round_history
+from apo_core.registry import registry_for
 
 
 @pytest.fixture(scope="module")
@@ -30,26 +32,21 @@ def tiny_config(tmp_path_factory, s3_endpoint):
     path = root / "tiny.yaml"
     path.write_text(f"""
 env: {{max_steps: 80}}
-collect: {{interactions_per_round: 3, expert_demos_per_task: 3}}
+collect: {{interactions_per_round: 3, expert_demos_per_task: 3, robots: [sim-robot-0]}}
 evaluation: {{episodes: 2, perturbations: [{{name: lighting, kind: lighting, magnitude: 0.5, seed: 3}}]}}
 train: {{bc_steps: 20, epochs: 5, bc_batch_size: 8, threads: 1, checkpoint_every: 10}}
+cluster: {{engine: local}}
 dataset: {{remote: "s3://{bucket}/dvc", s3_endpoint_url: "{s3_endpoint}"}}
 registry: {{url: "s3://{bucket}/models", s3_endpoint_url: "{s3_endpoint}", promote_margin: 1.0}}
 paths: {{workdir: "{root / 'work'}"}}
 """)
-    os.environ["PREFECT_HOME"] = str(root / "prefect-home")
-    os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "120"
-    os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    use_ephemeral_prefect(root)
     return path
 
 
 @pytest.fixture(scope="module")
 def first_round(tiny_config):
-    """Bootstrap + round 1 in this process, under the real Prefect engine (ephemeral API)."""
-    from flows.lifelong import lifelong
-
-    history = lifelong(str(tiny_config), None, 1, "apo")
-    return load_config(tiny_config), history
+    return bootstrap_and_one_round(tiny_config)
 
 
 def test_bootstrap_and_a_round_run_end_to_end(first_round):
@@ -82,7 +79,7 @@ def _run_until(tiny_config, ready, timeout=600):
 
 def test_rounds_killed_mid_collect_and_mid_training_complete_on_rerun(first_round, tiny_config):
     config, _ = first_round
-    round2 = interaction_dir(config, 2, "push")
+    round2 = interaction_dir(config, 2, "push", "sim-robot-0")
     _run_until(tiny_config, lambda: len(EpisodeStore(round2)) >= 1)
     killed_with = len(EpisodeStore(round2))
     assert 1 <= killed_with < 3
@@ -98,7 +95,7 @@ def test_rounds_killed_mid_collect_and_mid_training_complete_on_rerun(first_roun
     assert result.returncode == 0, result.stderr[-2000:]
     assert [h["round"] for h in round_history(config)] == [0, 1, 2, 3]
     for number in (2, 3):
-        episodes = list(EpisodeStore(interaction_dir(config, number, "push")))
+        episodes = list(EpisodeStore(interaction_dir(config, number, "push", "sim-robot-0")))
         assert [e.meta.episode_index for e in episodes] == [0, 1, 2]
         assert len({e.meta.episode_id for e in episodes}) == 3
         seeds = [e.meta.seed for e in episodes]

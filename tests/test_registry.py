@@ -11,13 +11,8 @@ import torch
 
 from apo_core.action_tokenizer import ActionTokenizer
 from apo_core.policy import ApoVlaConfig, ApoVlaPolicy, instruction_vocab
-from apo_core.registry import (
-    AlreadyExists,
-    Conflict,
-    ModelRegistry,
-    RegistryError,
-    backend_for,
-)
+from apo_core.object_store import AlreadyExists, Conflict, RegistryError, backend_for
+from apo_core.registry import ModelRegistry
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,8 @@ import torch
 
 from apo_core.action_tokenizer import ActionTokenizer
 from apo_core.config import load_config
-from apo_core.loop import interaction_dir, registry_for, round_dir
+from apo_core.layout import interaction_dir, round_dir
+from apo_core.registry import registry_for
 from apo_core.policy import ApoVlaConfig, ApoVlaPolicy, instruction_vocab
 
 
@@ -35,7 +36,7 @@ def test_status_reports_champion_last_decision_and_interactions_until_the_next_r
     registry.set_champion(0, action="promote", who="pipeline", reason="first round: no champion yet")
     registry.record_rejection(1, who="pipeline", reason="not significantly better")
     registry.set_champion(2, action="promote", who="pipeline", reason="significantly better: +25%")
-    pending = interaction_dir(config, 3, "push")
+    pending = interaction_dir(config, 3, "push", "sim-robot-0")
     pending.mkdir(parents=True)
     for path in sorted(small_round_dirs[1].glob("episode-*.parquet"))[:2]:
         shutil.copy(path, pending / path.name)

@@ -4,7 +4,7 @@ crash/resume, and the step-0 identity (policy == reference -> every L_i = 0.5)."
 import pytest
 import torch
 
-from apo_core.train import build_policy, train_bc, train_preference
+from apo_core.training import build_policy, train_bc, train_preference
 
 
 def tiny(config, **update):
@@ -67,11 +67,11 @@ def test_at_step_zero_policy_equals_reference_and_every_loss_is_one_half(method,
 
 
 @pytest.mark.parametrize("method", ["dagger", "sirius", "dpo", "kto", "apo"])
-def test_every_method_updates_the_policy(method, small_round, config, bc_policy_dir, tmp_path):
+def test_every_method_updates_the_policy_through_decoder_lora(method, small_round, config, bc_policy_dir, tmp_path):
     from apo_core.policy import ApoVlaPolicy
 
     before = weights(ApoVlaPolicy.from_pretrained(bc_policy_dir))
-    settings = tiny(config, lr=1e-3, epochs=0.1)
+    settings = tiny(config, lr=1e-3, epochs=0.1, update_params="lora")
     updated = train_preference(ApoVlaPolicy.from_pretrained(bc_policy_dir), small_round, method, settings, tmp_path)
     after = updated.state_dict()
     assert set(after) == set(before), "merged policy must have the plain (LoRA-free) layout"
@@ -91,7 +91,7 @@ def test_exact_z0_and_subset_weights_run(small_round, config, bc_policy_dir, tmp
 
 def test_a_full_update_trains_every_part_and_counts_steps_in_epochs(small_round, config, bc_policy_dir, tmp_path):
     from apo_core.policy import ApoVlaPolicy
-    from apo_core.train import update_schedule
+    from apo_core.training import update_schedule
 
     settings = tiny(config, lr=1e-3, epochs=0.1, update_params="full", nll_weight=1.0)
     before = weights(ApoVlaPolicy.from_pretrained(bc_policy_dir))
@@ -102,3 +102,23 @@ def test_a_full_update_trains_every_part_and_counts_steps_in_epochs(small_round,
     after = updated.state_dict()
     changed = {name.split(".")[0] for name in before if not torch.equal(before[name], after[name])}
     assert {"decoder", "state_projector"} <= changed
+
+
+def test_a_non_finite_loss_stops_training_and_saves_nothing(tmp_path):
+    """The guard of the shared optimisation loop: at the first NaN loss it stops with a clear
+    error; the checkpoint of the last good step is the only thing on disk."""
+    from apo_core.training import TrainingDiverged
+    from apo_core.training.run import CHECKPOINT_FILE, optimise
+
+    model = torch.nn.Linear(3, 1)
+    target = torch.ones(4, 1)
+
+    def loss_at(step):
+        loss = ((model(torch.ones(4, 3)) - target) ** 2).mean()
+        return (loss * float("nan") if step == 5 else loss), {}
+
+    identity = {"data_fingerprint": "abc", "method": "bc", "total_steps": 10, "settings_sha256": "x"}
+    with pytest.raises(TrainingDiverged, match=r"diverged at step 6/10: the loss is nan"):
+        optimise(model, loss_at, identity=identity, lr=1e-2, warmup=0, work_dir=tmp_path, checkpoint_every=2)
+    saved = torch.load(tmp_path / CHECKPOINT_FILE, weights_only=True)
+    assert saved["step"] == 4 and saved["identity"] == identity

@@ -30,7 +30,8 @@ import pyarrow.parquet as pq
 
 from apo_core.config import LabelConfig
 from apo_core.data.steps import demonstrates_task, episode_steps, filter_statistics
-from apo_core.episodes import ACTOR_NAMES, Episode, EpisodeStore
+from apo_core.episode_store import EpisodeStore, check_unique
+from apo_core.episodes import ACTOR_NAMES, Episode
 from apo_core.errors import ApoError
 from apo_core.labels import ActedBy, label_counts
 
@@ -49,6 +50,7 @@ EXTRA_COLUMNS = {
     "round": pa.types.is_integer,
     "source": pa.types.is_string,
     "episode_id": pa.types.is_string,
+    "episode_sha256": pa.types.is_string,
 }
 
 
@@ -78,6 +80,7 @@ def features(episode: Episode) -> dict:
         "acted_by": {"dtype": "string", "shape": (1,), "names": None},
         "source": {"dtype": "string", "shape": (1,), "names": None},
         "episode_id": {"dtype": "string", "shape": (1,), "names": None},
+        "episode_sha256": {"dtype": "string", "shape": (1,), "names": None},
     }
 
 
@@ -90,12 +93,13 @@ class AppendSummary:
     label_counts: dict[str, int]
 
 
-def recorded_episode_ids(root: Path) -> set[str]:
-    """Episode ids already in the dataset (read from the data shards' ``episode_id`` column)."""
-    ids: set[str] = set()
+def recorded_episodes(root: Path) -> dict[str, str]:
+    """Episode id -> content sha256 of every episode already in the dataset (from its shards)."""
+    recorded: dict[str, str] = {}
     for shard in sorted((root / "data").glob("chunk-*/file-*.parquet")):
-        ids.update(pq.read_table(shard, columns=["episode_id"]).column("episode_id").to_pylist())
-    return ids
+        table = pq.read_table(shard, columns=["episode_id", "episode_sha256"]).to_pydict()
+        recorded.update(zip(table["episode_id"], table["episode_sha256"]))
+    return recorded
 
 
 def append_round(
@@ -119,8 +123,10 @@ def append_round(
     exists = (root / "meta" / "info.json").exists()
     if exists:
         validate_dataset(root)
-    already = recorded_episode_ids(root) if exists else set()
-    episodes = [e for d in episode_dirs for e in EpisodeStore(d)]  # reads + validates every file first
+    already = recorded_episodes(root) if exists else {}
+    found = [item for d in episode_dirs for item in EpisodeStore(d).items()]  # reads + validates every file first
+    check_unique(found, already)  # a copied or colliding episode is refused, never appended twice or skipped
+    episodes = [episode for _, episode in found]
     fresh = [e for e in episodes if e.meta.episode_id not in already and demonstrates_task(e)]
     skipped = [e.meta.episode_id for e in episodes if e.meta.episode_id in already]
     counts = dict.fromkeys(label_counts(np.array([])), 0)
@@ -137,8 +143,9 @@ def append_round(
         steps = episode_steps(episode, label_config, statistics)
         for name, count in label_counts(steps.labels).items():
             counts[name] += count
+        digest = episode.content_sha256()
         for t in range(len(episode)):
-            dataset.add_frame(_frame(episode, t, int(steps.labels[t]), round_number))
+            dataset.add_frame(_frame(episode, t, int(steps.labels[t]), round_number, digest))
         dataset.save_episode()
         frames += len(episode)
     dataset.finalize()
@@ -147,7 +154,7 @@ def append_round(
     return AppendSummary(round_number, [e.meta.episode_id for e in fresh], skipped, frames, counts)
 
 
-def _frame(episode: Episode, t: int, label: int, round_number: int) -> dict:
+def _frame(episode: Episode, t: int, label: int, round_number: int, digest: str) -> dict:
     proposal = episode.policy_actions[t]
     return {
         "observation.image": episode.images[t],
@@ -163,6 +170,7 @@ def _frame(episode: Episode, t: int, label: int, round_number: int) -> dict:
         "acted_by": ACTOR_NAMES[ActedBy(int(episode.acted_by[t]))],
         "source": episode.meta.source,
         "episode_id": episode.meta.episode_id,
+        "episode_sha256": digest,
         "task": episode.meta.instruction,
     }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -10,7 +11,8 @@ import numpy as np
 
 from apo_core.action_tokenizer import ActionTokenizer
 from apo_core.config import LabelConfig
-from apo_core.episodes import Episode, EpisodeStore
+from apo_core.episode_store import EpisodeStore, check_unique
+from apo_core.episodes import Episode
 from apo_core.labels import ActedBy, Label, label_steps, retained_steps
 
 
@@ -34,6 +36,17 @@ class Steps:
 
     def select(self, mask_or_index: np.ndarray) -> Steps:
         return Steps(**{f.name: getattr(self, f.name)[mask_or_index] for f in fields(self)})
+
+    def fingerprint(self) -> str:
+        """sha256 (16 hex) over every column: two runs train on the same data iff these match."""
+        digest = hashlib.sha256()
+        for f in fields(self):
+            column = getattr(self, f.name)
+            if column.dtype == object:
+                digest.update("\x1f".join(map(str, column)).encode())
+            else:
+                digest.update(np.ascontiguousarray(column).tobytes())
+        return digest.hexdigest()[:16]
 
     @classmethod
     def concat(cls, parts: list[Steps]) -> Steps:
@@ -117,7 +130,9 @@ def load_steps(
     the label filters' statistics, by default the expert demonstrations' (:func:`filter_statistics`).
     """
     directories = [Path(d) for d in directories]
-    episodes = [e for d in directories for e in EpisodeStore(d) if demonstrates_task(e)]
+    found = [item for d in directories for item in EpisodeStore(d).items()]
+    check_unique(found)  # a copied or colliding episode file is refused, never trained on twice
+    episodes = [e for _, e in found if demonstrates_task(e)]
     if not episodes:
         raise ValueError(f"no episodes found under {[str(d) for d in directories]}")
     tokenizer = filter_statistics(label_config, episodes, tokenizer)

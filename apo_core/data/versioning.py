@@ -74,6 +74,27 @@ class Remote:
         return True
 
 
+def _shown(command: tuple[str, ...]) -> str:
+    words = ["dvc" if word == "dvc" else word for word in command if word not in (sys.executable, "-m", "-q")]
+    return " ".join(words[:3])
+
+
+def _cause(result: subprocess.CompletedProcess) -> str:
+    """The line that says why: DVC's ``ERROR:`` lines (not its support footer), else the last ones."""
+    lines = [line.strip() for line in (result.stderr or result.stdout).splitlines() if line.strip()]
+    errors = [line.removeprefix("ERROR:").strip() for line in lines if line.startswith(("ERROR", "fatal:", "error:"))]
+    chosen = errors or [line for line in lines if "dvc.org/support" not in line and "Having any troubles" not in line]
+    return " ".join(chosen[-2:]) or f"exit code {result.returncode}"
+
+
+def _hint(command: tuple[str, ...]) -> str:
+    if "push" in command or "pull" in command:
+        return " (check dataset.remote, its credentials and dataset.s3_endpoint_url)"
+    if "git" == command[0]:
+        return " (check that the workspace is a writable git repository)"
+    return ""
+
+
 class DatasetWorkspace:
     """A git + DVC workspace whose ``datasets/`` directory is versioned round by round."""
 
@@ -87,10 +108,12 @@ class DatasetWorkspace:
 
     # ----- plumbing -----------------------------------------------------------------
     def _run(self, *command: str, check: bool = True) -> subprocess.CompletedProcess:
-        result = subprocess.run(command, cwd=self.root, capture_output=True, text=True)
+        try:
+            result = subprocess.run(command, cwd=self.root, capture_output=True, text=True)
+        except OSError as error:  # a missing or unreadable workspace, or no git on PATH
+            raise VersioningError(f"{self.root}: cannot run `{command[0]}`: {error.strerror or error}") from None
         if check and result.returncode != 0:
-            detail = (result.stderr or result.stdout).strip().splitlines()
-            raise VersioningError(f"{self.root}: `{' '.join(command[:3])} ...` failed: {' '.join(detail[-3:])}")
+            raise VersioningError(f"{self.root}: `{_shown(command)}` failed: {_cause(result)}{_hint(command)}")
         return result
 
     def git(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -102,7 +125,13 @@ class DatasetWorkspace:
     # ----- set-up -------------------------------------------------------------------
     def ensure(self) -> DatasetWorkspace:
         """Create the git repo, DVC and the remote config if missing (idempotent)."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise VersioningError(f"{self.root}: cannot create the dataset workspace: {error.strerror} "
+                                  f"(check dataset.workspace)") from None
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise VersioningError(f"{self.root}: the dataset workspace is not writable (check its permissions)")
         if not (self.root / ".git").exists():
             self.git("init", "-q", "-b", "main")
         if not self.git("config", "user.email", check=False).stdout.strip():

@@ -11,5 +11,7 @@ os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
 
 from apo_core.envs.base import Observation, RobotEnv, StepOutcome  # noqa: E402
 from apo_core.envs.metaworld_env import MetaWorldEnv, known_tasks, make_env  # noqa: E402
+from apo_core.envs.pool import process_env, process_envs  # noqa: E402
 
-__all__ = ["MetaWorldEnv", "Observation", "RobotEnv", "StepOutcome", "known_tasks", "make_env"]
+__all__ = ["MetaWorldEnv", "Observation", "RobotEnv", "StepOutcome", "known_tasks", "make_env", "process_env",
+           "process_envs"]

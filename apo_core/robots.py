@@ -1,0 +1,118 @@
+"""The robot side of the loop: deploy the champion, act with a human watching, record.
+
+    deploy champion -> collect (the human takes over when the robot heads for failure)
+
+Each robot of the fleet (``collect.robots``) records into its own episode directory on its
+own seeds (:meth:`apo_core.config.CollectConfig.round_seed`), so robots never share a file
+or an index and their episodes can be told apart in every later round. A collection cut
+off by a crash resumes where it stopped: the episodes on disk are kept, the next seed is
+played, none is lost or recorded twice. Nothing here imports Prefect or Ray.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from apo_core.collect import EMPTY_SUMMARY, CollectionSummary, collect_episodes, recorded_summary
+from apo_core.config import ApoConfig
+from apo_core.envs import process_env
+from apo_core.episode_store import EpisodeStore
+from apo_core.episodes import Episode
+from apo_core.errors import ApoError
+from apo_core.human import ScriptedExpert, SimulatedHuman
+from apo_core.layout import expert_dir, interaction_dir, next_round, round_interaction_dirs
+from apo_core.policy import cached_policy
+from apo_core.policy.actor import VlaActor
+from apo_core.registry import registry_for
+
+OnEpisode = Callable[[Episode, Path], None]
+
+
+def record_demonstrations(config: ApoConfig, task: str) -> CollectionSummary:
+    """The scripted expert's demonstrations of ``task`` (round 0's data), resumable."""
+    env = process_env(task, config.env)
+    return collect_episodes(
+        env, ScriptedExpert(env), None, EpisodeStore.for_writing(expert_dir(config, task)), collection="expert",
+        until=config.collect.expert_demos_per_task, base_seed=config.collect.seed, source="expert",
+        policy_round=None, robot_id=config.collect.robots[0], fps=config.env.fps,
+    )
+
+
+def deploy_champion(config: ApoConfig) -> tuple[int, Path]:
+    """Download (and verify) the champion round; returns (round, local model dir).
+
+    A copy deployed earlier is re-checked against the round's manifest and downloaded again
+    if any file differs. Several robots may deploy at once on one machine: each downloads
+    into its own temporary directory, and the first to finish puts it in place.
+    """
+    registry = registry_for(config)
+    champion, _ = registry.champion()
+    if champion is None:
+        raise ApoError(f"{config.registry_url}: no champion yet; run the bootstrap flow first")
+    local = config.paths.workdir / "deployed" / f"round-{champion['round']:04d}"
+    if local.exists() and not registry.matches(champion["round"], local):
+        shutil.rmtree(local, ignore_errors=True)  # changed or damaged since it was deployed
+    if not local.exists():
+        partial = local.with_name(f"{local.name}.partial-{os.getpid()}")
+        shutil.rmtree(partial, ignore_errors=True)
+        registry.download(champion["round"], partial)
+        try:
+            partial.rename(local)
+        except OSError:  # another robot put the same round in place first
+            shutil.rmtree(partial, ignore_errors=True)
+    return champion["round"], local
+
+
+def collect_interactions(config: ApoConfig, round_number: int, policy_round: int, model_dir: Path, task: str,
+                         robot: str, until: int | None = None, on_episode: OnEpisode | None = None
+                         ) -> CollectionSummary:
+    """``robot`` deploys the model in ``model_dir``, the simulated human takes over when
+    needed, until the robot's directory for round N holds ``until`` episodes (default: the
+    robot's share of the round's interactions). Returns what was recorded here."""
+    env = process_env(task, config.env)
+    actor = VlaActor(cached_policy(model_dir), env.instruction, name=f"round-{policy_round:04d}")
+    human = SimulatedHuman(ScriptedExpert(env), env, config.takeover)
+    store = EpisodeStore.for_writing(interaction_dir(config, round_number, task, robot))
+    until = config.collect.robot_share(robot) if until is None else until
+    if until > config.collect.seeds_per_robot:
+        raise ApoError(f"{store.directory}: {until} episodes exceed robot {robot}'s "
+                       f"{config.collect.seeds_per_robot} seeds of round {round_number}")
+    return collect_episodes(
+        env, actor, human, store, collection=f"round-{round_number:04d}", until=until,
+        base_seed=config.collect.round_seed(round_number, robot), source="interaction",
+        policy_round=policy_round, robot_id=robot, fps=config.env.fps, on_episode=on_episode,
+    )
+
+
+def collect_as_robot(config: ApoConfig, robot: str, task: str, episodes: int,
+                     on_episode: OnEpisode | None = None) -> CollectionSummary:
+    """A robot at work: ``episodes`` episodes, each with the champion of that moment.
+
+    Before every episode the robot looks up the pending round (its episodes feed the next
+    update) and the champion, so a newly promoted round is picked up at the next episode.
+    """
+    config.collect.robot_index(robot)  # an unknown robot is refused before it acts
+    summary = EMPTY_SUMMARY
+    for _ in range(episodes):
+        number = next_round(config)
+        policy_round, model_dir = deploy_champion(config)
+        recorded = len(EpisodeStore(interaction_dir(config, number, task, robot)))
+        summary = summary.merged(collect_interactions(config, number, policy_round, model_dir, task, robot,
+                                                      until=recorded + 1, on_episode=on_episode))
+    return summary
+
+
+def collection_stats(config: ApoConfig, round_number: int, tasks: list[str]) -> dict:
+    """Intervention statistics of every episode the fleet recorded for round N (from the data)."""
+    summary = EMPTY_SUMMARY
+    for directory in round_interaction_dirs(config, round_number, tasks):
+        summary = summary.merged(recorded_summary(EpisodeStore(directory)))
+    return summary.to_dict()
+
+
+def recorded_count(config: ApoConfig, round_number: int, tasks: list[str]) -> int:
+    """Episodes the fleet has recorded so far for round N (cheap: counts files)."""
+    return sum(len(EpisodeStore(d)) for d in round_interaction_dirs(config, round_number, tasks))

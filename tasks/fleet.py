@@ -1,0 +1,172 @@
+"""Where a round's parallel work runs: Ray through Prefect's RayTaskRunner, or this process.
+
+``cluster.engine: ray`` submits the fan-out steps (each robot's collection, each
+evaluation chunk) to a :class:`prefect_ray.RayTaskRunner`; ``engine: local`` runs them here,
+one after another. Either way each step is the same Prefect task on the same inputs, so
+the outcomes are the same (tests/test_fleet.py).
+
+Ray pitfalls handled here (MEASURED_NOTES.md, prefect#18485, mujoco#991):
+* workers do not inherit the driver's Prefect API (an ephemeral server's URL is not even
+  in its environment) nor ``MUJOCO_GL``: both go to every worker in ``runtime_env``;
+* worker processes are started fresh, never forked, and each owns its envs (one EGL
+  context per process) and its copy of the policy, built on first use;
+* workers' own output is not forwarded (``log_to_driver=False``): progress is the
+  driver's, from the episodes arriving in the store and the chunks coming back.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from typing import Any
+
+from apo_core.config import ApoConfig
+from apo_core.errors import ApoError
+
+# Passed to every Ray worker when set here (never credentials: those stay with the driver,
+# which does every S3, git and DVC step itself).
+FORWARDED_ENV = ("MUJOCO_GL", "PYOPENGL_PLATFORM", "PREFECT_LOGGING_LEVEL", "PREFECT_HOME",
+                 "HF_DATASETS_DISABLE_PROGRESS_BARS")
+POLL_SECONDS = 1.0
+
+
+def _ray_init_kwargs(config: ApoConfig) -> dict:
+    kwargs: dict[str, Any] = dict(log_to_driver=False, logging_level=logging.ERROR, configure_logging=True)
+    if config.cluster.address is None:
+        kwargs.update(num_cpus=config.cluster.num_cpus or os.cpu_count(), include_dashboard=False)
+    return kwargs
+
+
+def _worker_environment() -> dict[str, str]:
+    """The variables every worker needs: the live Prefect API and the rendering backend."""
+    from prefect.client.orchestration import get_client
+
+    variables = {name: os.environ[name] for name in FORWARDED_ENV if name in os.environ}
+    variables.setdefault("MUJOCO_GL", "egl")
+    with get_client(sync_client=True) as client:  # the ephemeral server's URL, or PREFECT_API_URL
+        variables["PREFECT_API_URL"] = str(client.api_url)
+    return variables
+
+
+@contextmanager
+def ray_cluster(config: ApoConfig) -> Iterator[None]:
+    """Start (or join) the configured Ray cluster for the duration of the block.
+
+    A local Ray (``address: null``) is started with the machine's cores and stopped at the
+    end; an address joins a running cluster. An unreachable address is one clear error.
+    Does nothing for ``engine: local`` or when Ray is already up in this process.
+    """
+    if config.cluster.engine != "ray":
+        yield
+        return
+    import ray
+
+    if ray.is_initialized():
+        yield
+        return
+    address = config.cluster.address
+    # Ray nices its workers by 15: beside any other load on the machine (a second run, a
+    # benchmark) the robots and evaluation chunks would then all but stop.
+    os.environ.setdefault("RAY_worker_niceness", "0")
+    if address not in (None, "auto"):
+        _check_reachable(address)  # ray.init would retry an unreachable address for minutes
+    try:
+        ray.init(address, runtime_env={"env_vars": _worker_environment()}, **_ray_init_kwargs(config))
+    except (ConnectionError, RuntimeError, ValueError) as error:
+        raise ApoError(f"cluster.address: cannot start or reach {address or 'a local Ray'}: "
+                       f"{str(error).splitlines()[0]} (is `ray start --head` running there? infra/README.md)") from None
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """One clear line when nothing listens at a cluster's ``host:port`` (Ray's GCS)."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise ApoError(f"cluster.address: expected host:port (e.g. 10.0.0.5:6379) or auto, got {address!r}")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as error:
+        raise ApoError(f"cluster.address: cannot reach a Ray cluster at {address}: {error.strerror or error} "
+                       f"(is `ray start --head` running there? infra/README.md)") from None
+
+
+class Fleet:
+    """Runs many calls of one Prefect task: on Ray in parallel, or here one by one.
+
+    A context manager used inside a flow. With Ray it joins the Ray this process already
+    runs (``apo run`` starts one for all its rounds, :func:`ray_cluster`) or starts its own
+    for the block (a deployment's flow run), then enters a RayTaskRunner on it.
+    """
+
+    def __init__(self, config: ApoConfig):
+        self.config = config
+        self._runner = None
+        self._stack = ExitStack()
+
+    @property
+    def parallel(self) -> bool:
+        return self._runner is not None
+
+    def __enter__(self) -> Fleet:
+        if self.config.cluster.engine == "ray":
+            from prefect_ray import RayTaskRunner
+
+            self._stack.enter_context(ray_cluster(self.config))
+            runner = RayTaskRunner(address=self.config.cluster.address, init_kwargs=_ray_init_kwargs(self.config))
+            self._runner = self._stack.enter_context(runner)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._runner = None
+        self._stack.__exit__(*exc_info)
+
+    def training_gpus(self) -> int:
+        """GPUs an update asks the cluster for: 1 when train.device is cuda, or auto on a
+        cluster that has GPUs; 0 (train in the flow's own process) otherwise."""
+        device = self.config.train.device
+        if self._runner is None or device == "cpu":
+            return 0
+        import ray
+
+        return 1 if device == "cuda" or ray.cluster_resources().get("GPU", 0) >= 1 else 0
+
+    def map(self, task, calls: list[dict], *, on_result: Callable[[int, Any], None] | None = None,
+            on_tick: Callable[[], None] | None = None, **remote_options) -> list:
+        """``task(**call)`` for every call; results in call order.
+
+        ``on_result(i, result)`` as each call finishes; ``on_tick()`` about every second
+        while parallel calls run (progress read from the data they write).
+        ``remote_options`` (e.g. ``num_gpus=1``) are Ray's resource requests per call.
+        """
+        if self._runner is None:
+            results = []
+            for i, call in enumerate(calls):
+                results.append(task(**call))
+                if on_result is not None:
+                    on_result(i, results[-1])
+            return results
+        from prefect.futures import wait
+        from prefect_ray.context import remote_options as ray_options
+
+        with ray_options(**remote_options):
+            futures = [self._runner.submit(task, call) for call in calls]
+        position = {future.task_run_id: i for i, future in enumerate(futures)}
+        results: list = [None] * len(futures)
+        pending = futures
+        while pending:
+            done, not_done = wait(pending, timeout=POLL_SECONDS)
+            for future in sorted(done, key=lambda f: position[f.task_run_id]):
+                i = position[future.task_run_id]
+                results[i] = future.result()  # the task's own error, once its retries are spent
+                if on_result is not None:
+                    on_result(i, results[i])
+            pending = list(not_done)
+            if on_tick is not None and pending:
+                on_tick()
+        return results

@@ -1,0 +1,120 @@
+"""The robot side as Prefect tasks: demonstrations, deployment, collection per robot.
+
+The logic (and its resume-from-data behaviour) lives in :mod:`apo_core.robots`; here:
+retries where I/O can fail, one ``episode.collected`` event per episode with the robot as
+its resource (the learner's trigger counts them), progress, and the fan-out of a round's
+collection over the fleet (each robot's share is one task on :class:`tasks.fleet.Fleet`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import task
+from prefect.events import emit_event
+
+from apo_core import robots
+from apo_core.config import ApoConfig
+from tasks import IO_RETRIES, STEP
+from tasks.fleet import Fleet
+from tasks.progress import StepProgress
+
+EPISODE_EVENT = "episode.collected"
+
+
+def robot_resource(robot: str) -> str:
+    """The Prefect resource id of a robot: what the learner's trigger counts events of."""
+    return f"apo.robot.{robot}"
+
+
+def announce(episode) -> None:
+    """One ``episode.collected`` event, its resource the robot that recorded the episode."""
+    meta = episode.meta
+    emit_event(
+        event=EPISODE_EVENT,
+        resource={"prefect.resource.id": robot_resource(meta.robot_id), "apo.task": meta.task},
+        payload={"episode_id": meta.episode_id, "policy_round": meta.policy_round, "takeovers": meta.n_takeovers,
+                 "success": meta.success},
+    )
+
+
+def flush_events() -> None:
+    """Send the events still queued in this process before the task returns: on a Ray worker
+    that is shut down right after, queued events would never reach the trigger."""
+    from prefect.events.worker import EventsWorker
+
+    EventsWorker.drain_all(timeout=30, at_exit=False)
+
+
+@task(name="record-demonstrations", **STEP)
+def record_demonstrations(config: ApoConfig, task_name: str) -> int:
+    return robots.record_demonstrations(config, task_name).episodes
+
+
+@task(name="deploy-champion", **STEP, **IO_RETRIES)
+def deploy_champion(config: ApoConfig) -> tuple[int, Path]:
+    return robots.deploy_champion(config)
+
+
+@task(name="collect-interactions", **STEP)
+def collect_interactions(config: ApoConfig, round_number: int, policy_round: int, model_dir: Path,
+                         task_name: str, robot: str) -> dict:
+    """One robot's share of round N (resumes from its episodes on disk)."""
+    total = config.collect.robot_share(robot)
+    progress = StepProgress(f"round {round_number}: {robot} collects {task_name}", total, "episodes")
+    counts = {"done": 0, "takeovers": 0, "successes": 0}
+
+    def on_episode(episode, _path) -> None:
+        announce(episode)
+        counts["done"] += 1
+        counts["takeovers"] += episode.meta.n_takeovers
+        counts["successes"] += int(episode.meta.success)
+        progress.update(counts["done"], takeovers=str(counts["takeovers"]),
+                        success=f"{counts['successes'] / counts['done']:.0%}")
+
+    try:
+        summary = robots.collect_interactions(config, round_number, policy_round, model_dir, task_name, robot,
+                                              on_episode=on_episode)
+    finally:
+        flush_events()
+    progress.close()
+    return summary.to_dict()
+
+
+@task(name="collect-as-robot", **STEP)
+def collect_as_robot(config: ApoConfig, robot: str, task_name: str, episodes: int) -> dict:
+    """A robot at work: ``episodes`` episodes with whichever round is champion at each."""
+    progress = StepProgress(f"{robot}: collect {task_name}", episodes, "episodes")
+    done = []
+
+    def on_episode(episode, _path) -> None:
+        announce(episode)
+        done.append(episode.meta.success)
+        progress.update(len(done), success=f"{sum(done) / len(done):.0%}")
+
+    try:
+        summary = robots.collect_as_robot(config, robot, task_name, episodes, on_episode=on_episode)
+    finally:
+        flush_events()
+    progress.close()
+    return summary.to_dict()
+
+
+def collect_round(config: ApoConfig, fleet: Fleet, round_number: int, policy_round: int, model_dir: Path,
+                  tasks: list[str]) -> dict:
+    """Every robot of the fleet collects its share of round N at once; the round's statistics.
+
+    With Ray each robot is a task on its own worker (its own env and EGL context) and the
+    progress shown here is read from the episodes arriving in the store.
+    """
+    calls = [dict(config=config, round_number=round_number, policy_round=policy_round, model_dir=model_dir,
+                  task_name=task_name, robot=robot) for task_name in tasks for robot in config.collect.robots]
+    if not fleet.parallel:  # each robot's task shows its own progress
+        fleet.map(collect_interactions, calls)
+        return robots.collection_stats(config, round_number, tasks)
+    progress = StepProgress(f"round {round_number}: {len(config.collect.robots)} robots collect",
+                            len(tasks) * config.collect.interactions_per_round, "episodes")
+    fleet.map(collect_interactions, calls,
+              on_tick=lambda: progress.update(robots.recorded_count(config, round_number, tasks)))
+    progress.close()
+    return robots.collection_stats(config, round_number, tasks)
