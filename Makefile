@@ -10,8 +10,10 @@ setup:
 demo: setup
 	.venv/bin/apo demo
 
+# Two test files at a time (pytest-xdist, one file per worker keeps module fixtures whole):
+# most tests wait on subprocesses, servers and Ray workers, so the two cores stay busy.
 test: setup
-	.venv/bin/python -m pytest -q
+	.venv/bin/python -m pytest -q -n 2 --dist loadfile
 
 bench: setup
 	.venv/bin/python benchmarks/env_speed.py

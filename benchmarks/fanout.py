@@ -31,7 +31,6 @@ from _report import RESULTS, report  # noqa: E402
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
 
 
 def config_file(work: Path, args, engine: str, num_cpus: int = 2) -> Path:
@@ -87,15 +86,36 @@ def evaluation_rate(config_path: Path, model_dir: Path, episodes: int) -> float:
 
     config = with_overrides(load_config(config_path), {"evaluation": {"episodes": episodes}})
     chunks = evaluation_chunks(config, tasks=config.env.tasks[:1])
+    workers = config.cluster.num_cpus if config.cluster.engine == "ray" else 1
 
     @flow(name="evaluation-rate")
     def run() -> float:
         with ray_cluster(config), Fleet(config) as fleet:
-            fleet.map(evaluate_chunk, [dict(config=config, model_dir=model_dir, chunk=chunks[0])])  # warm up
+            # Warm every worker (imports, envs, policy copy: ~20 s each), not just one.
+            fleet.map(evaluate_chunk, [dict(config=config, model_dir=model_dir, chunk=c) for c in chunks[:workers]])
             start = time.perf_counter()
             fleet.map(evaluate_chunk, [dict(config=config, model_dir=model_dir, chunk=c) for c in chunks])
             return episodes / (time.perf_counter() - start)
     return run()
+
+
+def evaluation_rates(args, work: Path) -> dict[str, float]:
+    """Episodes per second of the Ray round's model: in this process, on 1 and on 2 Ray workers."""
+    from apo_core.config import load_config
+    from apo_core.layout import round_dir
+
+    ray_config = config_file(work, args, "ray")
+    model = round_dir(load_config(ray_config, {"paths": {"workdir": str(work / "ray")}}), 1) / "model"
+    return {"this process": evaluation_rate(config_file(work, args, "local"), model, args.eval_episodes),
+            "Ray, 1 worker": evaluation_rate(config_file(work, args, "ray", 1), model, args.eval_episodes),
+            "Ray, 2 workers": evaluation_rate(ray_config, model, args.eval_episodes)}
+
+
+def report_rates(args, work: Path) -> None:
+    rates = evaluation_rates(args, work)
+    report("fanout-rates", ["where", "episodes/s", "speed-up"],
+           [[where, round(rate, 2), f"x{rate / rates['this process']:.2f}"] for where, rate in rates.items()],
+           {"evaluation_episodes_per_second": rates, "eval_episodes": args.eval_episodes})
 
 
 def main() -> None:
@@ -103,11 +123,15 @@ def main() -> None:
     parser.add_argument("--config", default=None, help="a config layered over the defaults (default: none)")
     parser.add_argument("--robots", type=int, default=2)
     parser.add_argument("--eval-episodes", type=int, default=200)
+    parser.add_argument("--rates-only", action="store_true",
+                        help="only the evaluation rates, on the round-1 model of an earlier run (fanout-rates.json)")
     args = parser.parse_args()
-    from apo_core.layout import round_dir
     from flows.lifelong import bootstrap, lifelong_round
 
     work = RESULTS / "fanout-work"
+    if args.rates_only:
+        report_rates(args, work)
+        return
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     serial_config, ray_config = config_file(work, args, "local"), config_file(work, args, "ray")
@@ -128,10 +152,7 @@ def main() -> None:
                                                                          suites=round_suites(config)))
     overhead = ray_start + tasks_per_round * per_task
 
-    model = round_dir(load_config(ray_config, {"paths": {"workdir": str(work / "ray")}}), 1) / "model"
-    rates = {"this process": evaluation_rate(serial_config, model, args.eval_episodes),
-             "Ray, 1 worker": evaluation_rate(config_file(work, args, "ray", 1), model, args.eval_episodes),
-             "Ray, 2 workers": evaluation_rate(ray_config, model, args.eval_episodes)}
+    rates = evaluation_rates(args, work)
     rows = [["round, serial (engine: local)", round(serial, 1), "-"],
             ["round, Ray with 2 workers", round(on_ray, 1), f"ratio {on_ray / serial:.2f} (goal <= 0.6)"],
             ["Ray start (local, 2 CPUs)", round(ray_start, 1), f"{ray_start / on_ray:.1%} of the Ray round"],
