@@ -67,7 +67,7 @@ def test_two_robots_collect_a_round_on_ray(ray_round):
     config, history = ray_round
     assert [h["round"] for h in history] == [0, 1]
     ids = []
-    for index, robot in enumerate(ROBOTS):
+    for robot in ROBOTS:
         episodes = robot_episodes(config, 1, robot)
         assert [e.meta.episode_index for e in episodes] == [0, 1]  # each robot its share, once
         assert {e.meta.robot_id for e in episodes} == {robot}
