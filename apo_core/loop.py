@@ -21,7 +21,7 @@ from apo_core.config import ApoConfig, Method
 from apo_core.data.round_dataset import version_round, workspace_for
 from apo_core.data.steps import Steps, load_steps
 from apo_core.data.versioning import DatasetVersion
-from apo_core.envs import MetaWorldEnv
+from apo_core.envs import MetaWorldEnv, process_env, process_envs
 from apo_core.errors import ApoError
 from apo_core.evaluate import NO_PERTURBATION, EvalChunk, EvalResult, merge_chunks
 from apo_core.evaluate import evaluate_chunk as evaluate_chunk_with
@@ -96,6 +96,20 @@ def train_round(config: ApoConfig, round_number: int, tasks: list[str], method: 
 def round_suites(config: ApoConfig) -> list[str]:
     """The suites every round is evaluated on: unperturbed, then each perturbation suite."""
     return [NO_PERTURBATION, *(p.name for p in config.evaluation.perturbations)]
+
+
+def prepare_worker(config: ApoConfig, tasks: list[str]) -> None:
+    """Build what this process plays a round with before its first chunk arrives: the
+    rendered world a robot collects in and the lockstep worlds of every evaluation suite
+    (kept by :mod:`apo_core.envs.pool`); importing this module loaded the policy code.
+    A fresh worker otherwise pays this (~20 s here) inside its first collection or
+    evaluation chunk, after the driver's serial steps instead of during them."""
+    for task in tasks:
+        process_env(task, config.env)
+        for suite in round_suites(config):
+            perturbation = None if suite == NO_PERTURBATION else config.perturbation(suite)
+            process_envs(task, config.env, perturbation, render=config.policy.use_image,
+                         count=config.evaluation.lockstep_envs)
 
 
 def evaluate_chunk(config: ApoConfig, model_dir: Path, chunk: EvalChunk) -> EvalResult:

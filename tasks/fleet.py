@@ -52,20 +52,22 @@ def _worker_environment() -> dict[str, str]:
 
 
 @contextmanager
-def ray_cluster(config: ApoConfig) -> Iterator[None]:
+def ray_cluster(config: ApoConfig) -> Iterator[list]:
     """Start (or join) the configured Ray cluster for the duration of the block.
 
     A local Ray (``address: null``) is started with the machine's cores and stopped at the
     end; an address joins a running cluster. An unreachable address is one clear error.
-    Does nothing for ``engine: local`` or when Ray is already up in this process.
+    Yields the references of the workers' warm-ups (:func:`warm_workers`) for a caller that
+    wants to wait for them. Does nothing (yields no warm-ups) for ``engine: local`` or when
+    Ray is already up in this process.
     """
     if config.cluster.engine != "ray":
-        yield
+        yield []
         return
     import ray
 
     if ray.is_initialized():
-        yield
+        yield []
         return
     address = config.cluster.address
     # Ray nices its workers by 15: beside any other load on the machine (a second run, a
@@ -79,9 +81,33 @@ def ray_cluster(config: ApoConfig) -> Iterator[None]:
         raise ApoError(f"cluster.address: cannot start or reach {address or 'a local Ray'}: "
                        f"{str(error).splitlines()[0]} (is `ray start --head` running there? infra/README.md)") from None
     try:
-        yield
+        yield warm_workers(config)
     finally:
         ray.shutdown()
+
+
+def warm_workers(config: ApoConfig) -> list:
+    """Have as many workers as a round runs at once build their worlds now; returns the
+    warm-ups' references (nothing needs to wait for them).
+
+    Workers are new processes for every driver, even on a long-running cluster: each one
+    imports torch and the policy code and builds its envs (~20 s here) before its first
+    chunk. Started with the cluster, that happens while the driver does its serial steps
+    (demos, dataset, update). A warm-up that fails is dropped: the real step then fails
+    (or retries) with the same error, where it is reported.
+    """
+    import ray
+
+    from apo_core.evaluate import evaluation_chunks
+    from apo_core.layout import loop_tasks
+    from apo_core.loop import prepare_worker, round_suites
+
+    tasks = loop_tasks(config)
+    at_once = max(len(config.collect.robots) * len(tasks),
+                  len(evaluation_chunks(config, tasks=tasks, suites=round_suites(config))))
+    workers = min(at_once, int(ray.cluster_resources().get("CPU", 1)))
+    prepare = ray.remote(prepare_worker)
+    return [prepare.remote(config, tasks) for _ in range(workers)]
 
 
 def _check_reachable(address: str, timeout: float = 5.0) -> None:

@@ -39,3 +39,21 @@ def test_validation_and_test_seeds_are_disjoint_and_every_outcome_is_kept(state_
     assert [o["seed"] for o in row["outcomes"]] == list(range(900_000_000, 900_000_006))
     assert row["successes"] == sum(o["success"] for o in row["outcomes"]) and len(seen) == 6
     assert not set(evaluation_seeds(config, "none", "validation")) & set(evaluation_seeds(config, "none", "test"))
+
+
+def test_a_prepared_worker_plays_its_round_on_the_worlds_it_built(state_only):
+    """prepare_worker (a Ray worker's warm-up) builds exactly the worlds the round's
+    collection and evaluation chunks then use: they build none of their own."""
+    from apo_core import loop
+    from apo_core.envs import pool, process_env
+    from apo_core.evaluate import evaluate_chunk, evaluation_chunks
+
+    config, policy = state_only
+    config = config.model_copy(update={"evaluation": config.evaluation.model_copy(
+        update={"perturbations": config.evaluation.perturbations[:1], "perturbed_episodes": 2})})
+    loop.prepare_worker(config, ["push"])
+    built = {key: [id(env) for env in envs] for key, envs in pool._POOLS.items()}
+    process_env("push", config.env)  # what a robot collects in
+    for chunk in evaluation_chunks(config, tasks=["push"], suites=loop.round_suites(config)):
+        evaluate_chunk(config, lambda env: VlaActor(policy, env.instruction), chunk, render=False)
+    assert {key: [id(env) for env in envs] for key, envs in pool._POOLS.items()} == built
