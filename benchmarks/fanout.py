@@ -1,20 +1,21 @@
 """The same round, serial versus fanned out on Ray; and how evaluation scales with workers.
 
     .venv/bin/python benchmarks/fanout.py [--config my.yaml] [--robots 2] [--eval-episodes 200]
+        [--reuse-bootstrap] [--no-rates | --rates-only]
 
 Bootstraps once (not timed, every step in this process), copies the workdir twice, then
 runs one `lifelong-round` flow on each copy under the real Prefect engine: with
 ``cluster.engine: local`` (every step here, one after another) and with ``engine: ray``
-(a local Ray with 2 CPUs: the robots collect in parallel, the dataset is versioned while
-the update trains, the evaluation runs in chunks). Both rounds collect the same episodes
-(the fleet's seeds do not depend on where it runs) and evaluate the same seeds.
+(a local Ray with 2 CPUs: the robots collect in parallel, the evaluation runs in chunks).
+Both rounds collect the same episodes (the fleet's seeds do not depend on where it runs)
+and evaluate the same seeds.
 
 The Ray round runs on a started cluster whose workers have built their worlds, as every
 round of `apo run` after the first does (one cluster for all its rounds) and a learner on
 a running cluster does; the start and the warm-up are timed apart, and the ratio is also
 given as if this one round had paid them. Goals: wall-time ratio Ray / serial <= 0.6; Ray's
 start plus its per-task cost <= 5% of the round. Each round is split into its phases
-(collect; dataset + update; evaluate; the rest: deploy, publish, promote, report).
+(collect; dataset; update; evaluate; the rest: deploy, publish, promote, report).
 
 Then evaluation alone, the round's model on ``--eval-episodes`` validation seeds in chunks
 of cluster.eval_chunk_episodes: in this process, on Ray with 1 worker, and with 2 workers
@@ -50,7 +51,8 @@ def config_file(work: Path, args, engine: str, num_cpus: int = 2) -> Path:
 
 
 PHASES = {"collect": ("tasks.robot_tasks", "collect_round"),
-          "dataset + update": ("tasks.round_tasks", "dataset_and_update"),
+          "dataset (label, write, version)": ("tasks.round_tasks", "version_dataset"),
+          "update": ("tasks.round_tasks", "train_on_fleet"),
           "evaluate": ("tasks.round_tasks", "evaluate_round")}
 
 
@@ -94,7 +96,8 @@ def timed_round(config_path: Path, workdir: Path) -> dict[str, float]:
         start = time.perf_counter()
         with ray_cluster(load_config(config_path)) as warming:
             seconds["ray start"] = time.perf_counter() - start
-            ray.get(warming)
+            if warming:  # (ray.get would start a Ray of its own when there is none)
+                ray.get(warming)
             seconds["warm-up"] = time.perf_counter() - start - seconds["ray start"]
             start = time.perf_counter()
             with phases_timed(seconds):
@@ -177,6 +180,9 @@ def main() -> None:
     parser.add_argument("--config", default=None, help="a config layered over the defaults (default: none)")
     parser.add_argument("--robots", type=int, default=2)
     parser.add_argument("--eval-episodes", type=int, default=200)
+    parser.add_argument("--reuse-bootstrap", action="store_true",
+                        help="start from the bootstrap of an earlier run (same config) instead of a new one")
+    parser.add_argument("--no-rates", action="store_true", help="the two rounds only, not the evaluation rates")
     parser.add_argument("--rates-only", action="store_true",
                         help="only the evaluation rates, on the round-1 model of an earlier run (fanout-rates.json)")
     args = parser.parse_args()
@@ -186,11 +192,15 @@ def main() -> None:
     if args.rates_only:
         report_rates(args, work)
         return
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    serial_config, ray_config = config_file(work, args, "local"), config_file(work, args, "ray")
     started = time.perf_counter()
-    bootstrap(str(serial_config), str(work / "base"))
+    if not (args.reuse_bootstrap and (work / "base" / "bootstrapped").exists()):
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        bootstrap(str(config_file(work, args, "local")), str(work / "base"))
+        (work / "base" / "bootstrapped").touch()
+    for copy in ("serial", "ray"):
+        shutil.rmtree(work / copy, ignore_errors=True)
+    serial_config, ray_config = config_file(work, args, "local"), config_file(work, args, "ray")
     shutil.copytree(work / "base", work / "serial")
     shutil.copytree(work / "base", work / "ray")
 
@@ -208,7 +218,7 @@ def main() -> None:
     cold_round = round_s + ray_start + on_ray["warm-up"]
     task_cost = tasks_per_round * per_task
     demo_rounds = 3  # apo demo's rounds on its one cluster (its bootstrap, also on it, not counted)
-    rates = evaluation_rates(args, work)
+    rates = {} if args.no_rates else evaluation_rates(args, work)
     rows = [["round, serial (engine: local)", round(serial["round"], 1), "-"],
             ["round, Ray with 2 workers (started, warm)", round(round_s, 1),
              f"ratio {round_s / serial['round']:.2f} (goal <= 0.6)"],

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import warnings
 from pathlib import Path
 
 from apo_core.config import load_config
@@ -52,10 +51,6 @@ def main(argv: list[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     if args.debug:
         os.environ["APO_DEBUG"] = "1"
-    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")  # lerobot's per-episode "Map" bars
-    # ... which lerobot then tries to re-enable, and `datasets` warns that the variable wins: it
-    # should, so the warning says nothing to the user.
-    warnings.filterwarnings("ignore", message="Cannot enable progress bars", category=UserWarning)
     try:
         config = load_config(args.config, _overrides(args))
         args.handler(config, args)

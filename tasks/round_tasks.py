@@ -54,27 +54,6 @@ def train_on_fleet(config: ApoConfig, fleet: Fleet, round_number: int, tasks: li
     return train_round(**call)
 
 
-def dataset_and_update(config: ApoConfig, fleet: Fleet, round_number: int, tasks: list[str], method: str,
-                       reference_dir: Path | None) -> tuple[DatasetVersion, dict, Path]:
-    """Round N's dataset version and model, side by side when the fleet runs on a cluster.
-
-    The update reads the episodes themselves, not the versioned copy, so the two steps are
-    independent. On Ray the driver labels, writes and versions the dataset in a thread of
-    this flow (git, DVC and S3 stay with the driver) while the update trains, using the
-    core the fleet leaves free; with ``engine: local`` they run one after the other.
-    """
-    if not fleet.parallel:
-        version, lineage = version_dataset(config, round_number, tasks)
-        return version, lineage, train_on_fleet(config, fleet, round_number, tasks, method, reference_dir)
-    dataset = version_dataset.submit(config, round_number, tasks)
-    try:
-        model_dir = train_on_fleet(config, fleet, round_number, tasks, method, reference_dir)
-    finally:
-        dataset.wait()  # a failed update still lets the dataset's version finish cleanly
-    version, lineage = dataset.result()
-    return version, lineage, model_dir
-
-
 @task(name="evaluate-chunk", **STEP, retries=1)
 def evaluate_chunk(config: ApoConfig, model_dir: Path, chunk: EvalChunk) -> EvalResult:
     """Some seeds of one task × suite; on a worker, with its own envs and policy copy."""
