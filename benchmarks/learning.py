@@ -16,10 +16,10 @@ is then scored on ``--test-episodes`` TEST seeds, which are never used to choose
 Prints per method and round: the champion's test success (mean ± sd over seeds), its
 paired difference to round 0 (mean, and on how many seeds the 95% interval excludes 0),
 takeovers per collected episode, and train / eval seconds. Writes
-benchmarks/results/<name>.json and <name>.png. Jobs (one per seed, then one per seed ×
-method) run ``--jobs`` at a time in fresh processes; a re-run reuses finished jobs from
-benchmarks/results/<name>-work/ (delete it to start over); ``--report-only`` reports the
-finished jobs without running any.
+benchmarks/results/<name>.json and <name>.png. Jobs (one per seed, then one per method ×
+seed, method by method) run ``--jobs`` at a time in fresh processes; a re-run reuses
+finished jobs from benchmarks/results/<name>-work/ (delete it to start over);
+``--report-only`` reports the finished jobs without running any.
 """
 
 from __future__ import annotations
@@ -323,8 +323,9 @@ def main() -> None:
         with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
             bases = _run_all(pool, [(work / f"seed-{s}" / "base.json", base_job, args.config, settings, s, work,
                                      args.test_episodes) for s in args.seeds])
+            # Method by method, every seed of one before the next: a run cut short has whole rows.
             runs = _run_all(pool, [(work / f"seed-{s}" / f"{m}.json", method_job, args.config, settings, s, m, args.rounds,
-                                    work, args.test_episodes) for s in args.seeds for m in args.methods])
+                                    work, args.test_episodes) for m in args.methods for s in args.seeds])
     wall = time.perf_counter() - started
     rows = summary_rows(bases, runs, args.rounds)
     report(args.name, ["method", "round", "seeds", "candidate validation success", "candidate test success", "champion test success", "paired gain vs round 0", "takeovers/ep",

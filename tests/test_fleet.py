@@ -120,7 +120,7 @@ def test_a_worker_killed_mid_chunk_is_retried(ray_round, fleet_config):
     killed = []
 
     def kill_one_worker():
-        deadline = time.time() + 120
+        deadline = time.time() + 300  # the workers' warm-up (their worlds) comes first
         while time.time() < deadline and not killed:
             pids = _ray_processes("evaluate-chunk")
             if pids:
