@@ -184,6 +184,17 @@ def evaluation_chunks(config: ApoConfig, *, tasks: list[str] | None = None, suit
     return chunks
 
 
+def _perturbation(config: ApoConfig, chunk: EvalChunk):
+    return None if chunk.suite == NO_PERTURBATION else config.perturbation(chunk.suite)
+
+
+def chunk_envs(config: ApoConfig, chunk: EvalChunk, *, render: bool) -> list[RobotEnv]:
+    """The worlds a policy plays one chunk on, ``evaluation.lockstep_envs`` at most, owned
+    by this process (:mod:`apo_core.envs.pool`: built on first use, then reused)."""
+    return process_envs(chunk.task, config.env, _perturbation(config, chunk), render=render,
+                        count=min(config.evaluation.lockstep_envs, len(chunk.seeds)))
+
+
 def evaluate_chunk(
     config: ApoConfig,
     make_actor: Callable[[RobotEnv], Actor],
@@ -199,13 +210,11 @@ def evaluate_chunk(
     (:func:`evaluate_lockstep`); ``render=False`` for an actor that does not look at
     images: far cheaper steps. With the human watching, episodes are played one by one.
     """
-    perturbation = None if chunk.suite == NO_PERTURBATION else config.perturbation(chunk.suite)
     if with_human:
-        env = process_env(chunk.task, config.env, perturbation)
+        env = process_env(chunk.task, config.env, _perturbation(config, chunk))
         human = SimulatedHuman(ScriptedExpert(env), env, config.takeover)
         return evaluate_actor(env, make_actor(env), chunk.seeds, suite=chunk.suite, human=human, on_episode=on_episode)
-    envs = process_envs(chunk.task, config.env, perturbation, render=render,
-                        count=min(config.evaluation.lockstep_envs, len(chunk.seeds)))
+    envs = chunk_envs(config, chunk, render=render)
     actor = make_actor(envs[0])
     if hasattr(actor, "act_batch"):
         return evaluate_lockstep(envs, actor, chunk.seeds, suite=chunk.suite, on_episode=on_episode)

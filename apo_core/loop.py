@@ -21,9 +21,9 @@ from apo_core.config import ApoConfig, Method
 from apo_core.data.round_dataset import version_round, workspace_for
 from apo_core.data.steps import Steps, load_steps
 from apo_core.data.versioning import DatasetVersion
-from apo_core.envs import MetaWorldEnv, process_env, process_envs
+from apo_core.envs import MetaWorldEnv, process_env
 from apo_core.errors import ApoError
-from apo_core.evaluate import NO_PERTURBATION, EvalChunk, EvalResult, merge_chunks
+from apo_core.evaluate import NO_PERTURBATION, EvalChunk, EvalResult, chunk_envs, evaluation_chunks, merge_chunks
 from apo_core.evaluate import evaluate_chunk as evaluate_chunk_with
 from apo_core.gate import GateInputError, paired_gain, promotion_decision, summarise
 from apo_core.layout import dataset_sources, round_dir
@@ -100,16 +100,14 @@ def round_suites(config: ApoConfig) -> list[str]:
 
 def prepare_worker(config: ApoConfig, tasks: list[str]) -> None:
     """Build what this process plays a round with before its first chunk arrives: the
-    rendered world a robot collects in and the lockstep worlds of every evaluation suite
-    (kept by :mod:`apo_core.envs.pool`); importing this module loaded the policy code.
-    A fresh worker otherwise pays this (~20 s here) inside its first collection or
+    rendered world a robot collects in and the worlds of every evaluation chunk (kept by
+    :mod:`apo_core.envs.pool`); importing this module loaded the policy code. A fresh
+    worker otherwise pays this (~45 s here with 5 suites) inside its first collection or
     evaluation chunk, after the driver's serial steps instead of during them."""
     for task in tasks:
         process_env(task, config.env)
-        for suite in round_suites(config):
-            perturbation = None if suite == NO_PERTURBATION else config.perturbation(suite)
-            process_envs(task, config.env, perturbation, render=config.policy.use_image,
-                         count=config.evaluation.lockstep_envs)
+    for chunk in evaluation_chunks(config, tasks=tasks, suites=round_suites(config)):
+        chunk_envs(config, chunk, render=config.policy.use_image)
 
 
 def evaluate_chunk(config: ApoConfig, model_dir: Path, chunk: EvalChunk) -> EvalResult:

@@ -91,7 +91,7 @@ def warm_workers(config: ApoConfig) -> list:
     warm-ups' references (nothing needs to wait for them).
 
     Workers are new processes for every driver, even on a long-running cluster: each one
-    imports torch and the policy code and builds its envs (~20 s here) before its first
+    imports torch and the policy code and builds its envs (~45 s here) before its first
     chunk. Started with the cluster, that happens while the driver does its serial steps
     (demos, dataset, update). A warm-up that fails is dropped: the real step then fails
     (or retries) with the same error, where it is reported.
