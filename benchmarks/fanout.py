@@ -15,7 +15,8 @@ round of `apo run` after the first does (one cluster for all its rounds) and a l
 a running cluster does; the start and the warm-up are timed apart, and the ratio is also
 given as if this one round had paid them. Goals: wall-time ratio Ray / serial <= 0.6; Ray's
 start plus its per-task cost <= 5% of the round. Each round is split into its phases
-(collect; dataset; update; evaluate; the rest: deploy, publish, promote, report).
+(collect; dataset + update, which on Ray run side by side; evaluate; the rest: deploy,
+publish, promote, report).
 
 Then evaluation alone, the round's model on ``--eval-episodes`` validation seeds in chunks
 of cluster.eval_chunk_episodes: in this process, on Ray with 1 worker, and with 2 workers
@@ -50,17 +51,19 @@ def config_file(work: Path, args, engine: str, num_cpus: int = 2) -> Path:
     return path
 
 
+# The round's phases, one after another (the rest: deploy, publish, promote, report) ...
 PHASES = {"collect": ("tasks.robot_tasks", "collect_round"),
-          "dataset (label, write, version)": ("tasks.round_tasks", "version_dataset"),
-          "update": ("tasks.round_tasks", "train_on_fleet"),
+          "dataset + update": ("tasks.round_tasks", "dataset_and_update"),
           "evaluate": ("tasks.round_tasks", "evaluate_round")}
+# ... and, inside "dataset + update", the dataset (on Ray the update runs beside it)
+DATASET = {"of which dataset (label, write, version)": ("tasks.round_tasks", "version_dataset")}
 
 
 @contextmanager
 def phases_timed(seconds: dict[str, float]):
     """Add the wall time of each phase of a round (the flows call them in this process) to ``seconds``."""
     originals = {}
-    for phase, (module_name, name) in PHASES.items():
+    for phase, (module_name, name) in {**PHASES, **DATASET}.items():
         module = importlib.import_module(module_name)
         originals[module, name] = original = getattr(module, name)
 
@@ -89,7 +92,7 @@ def timed_round(config_path: Path, workdir: Path) -> dict[str, float]:
     from flows.lifelong import lifelong_round
     from tasks.fleet import ray_cluster
 
-    seconds: dict[str, float] = dict.fromkeys(PHASES, 0.0)
+    seconds: dict[str, float] = dict.fromkeys({**PHASES, **DATASET}, 0.0)
 
     @flow(name="fanout-round")
     def run() -> None:
@@ -233,7 +236,7 @@ def main() -> None:
              f"{(ray_start + demo_rounds * task_cost) / (demo_rounds * round_s):.1%} over apo demo's rounds "
              "(goal <= 5%)"]]
     rows += [[f"  {phase}: serial / Ray", f"{serial[phase]:.1f} / {on_ray[phase]:.1f}",
-              f"x{serial[phase] / max(on_ray[phase], 1e-9):.2f}"] for phase in (*PHASES, "rest")]
+              f"x{serial[phase] / max(on_ray[phase], 1e-9):.2f}"] for phase in (*PHASES, *DATASET, "rest")]
     rows += [[f"evaluation, {where}", f"{rate:.2f} episodes/s", f"x{rate / rates['this process']:.2f}"]
              for where, rate in rates.items()]
     report("fanout", ["what", "seconds", "note"], rows,

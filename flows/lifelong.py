@@ -43,11 +43,10 @@ def bootstrap(config_path: str | None = None, workdir: str | None = None) -> dic
     for task_name in tasks:
         robot_tasks.record_demonstrations(config, task_name)
     say(f"bootstrap: {config.collect.expert_demos_per_task} expert demonstrations per task on {tasks}")
-    with ray_cluster(config), Fleet(config) as fleet:  # its workers warm up meanwhile
-        version, lineage = steps.version_dataset(config, 0, tasks)
-        say(f"bootstrap: dataset {version.tag} (md5 {version.md5})")
-        model_dir = steps.train_on_fleet(config, fleet, 0, tasks, "bc", None)
-        say(f"bootstrap: behaviour cloning done ({config.train.bc_steps} steps); evaluating")
+    with ray_cluster(config), Fleet(config) as fleet:
+        version, lineage, model_dir = steps.dataset_and_update(config, fleet, 0, tasks, "bc", None)
+        say(f"bootstrap: dataset {version.tag} (md5 {version.md5}); behaviour cloning done "
+            f"({config.train.bc_steps} steps); evaluating")
         metrics = steps.evaluate_round(config, fleet, 0, model_dir, tasks)
     summary = _publish_and_decide(config, 0, model_dir, None, "bc", version, metrics, None, lineage)
     say(f"bootstrap: round 0 success {metrics['success_rate']:.0%}, promoted={summary['promoted']}")
@@ -90,11 +89,10 @@ def learn(config_path: str | None = None, workdir: str | None = None, method: st
         return None
     collection = robots.collection_stats(config, number, tasks)
     champion_round, champion_dir = robot_tasks.deploy_champion(config)
-    with ray_cluster(config), Fleet(config) as fleet:  # its workers warm up meanwhile
-        version, lineage = steps.version_dataset(config, number, tasks)
-        say(f"round {number}: dataset {version.tag} (md5 {version.md5}); {method} update from round {champion_round}")
-        model_dir = steps.train_on_fleet(config, fleet, number, tasks, method, champion_dir)
-        say(f"round {number}: evaluating")
+    with ray_cluster(config), Fleet(config) as fleet:
+        say(f"round {number}: labelling and versioning the dataset; {method} update from round {champion_round}")
+        version, lineage, model_dir = steps.dataset_and_update(config, fleet, number, tasks, method, champion_dir)
+        say(f"round {number}: dataset {version.tag} (md5 {version.md5}); evaluating")
         metrics = steps.evaluate_round(config, fleet, number, model_dir, tasks)
     summary = _publish_and_decide(config, number, model_dir, champion_round, method, version, metrics, collection,
                                   lineage)

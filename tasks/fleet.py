@@ -1,8 +1,8 @@
 """Where a round's parallel work runs: Ray through Prefect's RayTaskRunner, or this process.
 
-``cluster.engine: ray`` submits the fan-out steps (each robot's collection, each
-evaluation chunk) to a :class:`prefect_ray.RayTaskRunner`; ``engine: local`` runs them here,
-one after another. Either way each step is the same Prefect task on the same inputs, so
+``cluster.engine: ray`` submits the fan-out steps (each robot's collection, the update,
+each evaluation chunk) to a :class:`prefect_ray.RayTaskRunner`; ``engine: local`` runs them
+here, one after another. Either way each step is the same Prefect task on the same inputs, so
 the outcomes are the same (tests/test_fleet.py).
 
 Ray pitfalls handled here (MEASURED_NOTES.md, prefect#18485, mujoco#991):
@@ -123,7 +123,8 @@ def _check_reachable(address: str, timeout: float = 5.0) -> None:
 
 
 class Fleet:
-    """Runs many calls of one Prefect task: on Ray in parallel, or here one by one.
+    """Runs calls of Prefect tasks: on Ray in parallel (:meth:`map`) or beside the caller's
+    own work (:meth:`start`); or here, one by one.
 
     A context manager used inside a flow. With Ray it joins the Ray this process already
     runs (``apo run`` starts one for all its rounds, :func:`ray_cluster`) or starts its own
@@ -154,7 +155,7 @@ class Fleet:
 
     def training_gpus(self) -> int:
         """GPUs an update asks the cluster for: 1 when train.device is cuda, or auto on a
-        cluster that has GPUs; 0 (train in the flow's own process) otherwise."""
+        cluster that has GPUs; 0 (a CPU worker, or the flow's own process) otherwise."""
         device = self.config.train.device
         if self._runner is None or device == "cpu":
             return 0
@@ -178,10 +179,8 @@ class Fleet:
                     on_result(i, results[-1])
             return results
         from prefect.futures import wait
-        from prefect_ray.context import remote_options as ray_options
 
-        with ray_options(**remote_options):
-            futures = [self._runner.submit(task, call) for call in calls]
+        futures = self._submit(task, calls, remote_options)
         position = {future.task_run_id: i for i, future in enumerate(futures)}
         results: list = [None] * len(futures)
         pending = futures
@@ -196,3 +195,35 @@ class Fleet:
             if on_tick is not None and pending:
                 on_tick()
         return results
+
+    def start(self, task, call: dict, **remote_options) -> Started:
+        """``task(**call)`` started on the cluster, running while the caller goes on; here
+        (``engine: local``) it runs when its result is asked for."""
+        if self._runner is None:
+            return Started(run_here=lambda: task(**call))
+        return Started(future=self._submit(task, [call], remote_options)[0])
+
+    def _submit(self, task, calls: list[dict], remote_options: dict) -> list:
+        from prefect_ray.context import remote_options as ray_options
+
+        with ray_options(**remote_options):
+            return [self._runner.submit(task, call) for call in calls]
+
+
+class Started:
+    """One call started by :meth:`Fleet.start`."""
+
+    def __init__(self, *, future=None, run_here: Callable[[], Any] | None = None):
+        self._future, self._run_here = future, run_here
+
+    def result(self, on_tick: Callable[[], None] | None = None) -> Any:
+        """Wait for the call's result (its own error, once its retries are spent);
+        ``on_tick()`` about every second meanwhile."""
+        if self._future is None:
+            return self._run_here()
+        from prefect.futures import wait
+
+        while not wait([self._future], timeout=POLL_SECONDS).done:
+            if on_tick is not None:
+                on_tick()
+        return self._future.result()

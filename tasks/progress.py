@@ -3,13 +3,18 @@ flows' tasks and the `apo` commands alike).
 
 On a terminal: a tqdm bar on stderr. Elsewhere (CI logs, a worker's log file): one line
 each time another tenth of the work is done, never a redraw. Under a flow run: a Prefect
-progress artifact updated as the step goes.
+progress artifact updated as the step goes. A step running on a Ray worker (whose output
+is not forwarded) also keeps its progress in a small file the driver shows
+(:class:`ProgressFile`).
 """
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 import time
+from pathlib import Path
 
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.context import TaskRunContext
@@ -17,9 +22,9 @@ from tqdm import tqdm
 
 
 class StepProgress:
-    def __init__(self, label: str, total: int | None, unit: str):
+    def __init__(self, label: str, total: int | None, unit: str, *, elapsed: float = 0.0):
         self.label, self.total, self.unit = label, total, unit
-        self.started = time.monotonic()
+        self.started = time.monotonic() - elapsed  # (shown for a step that began elsewhere)
         self._bar = tqdm(total=total, desc=label, unit=unit, file=sys.stderr, leave=False) if sys.stderr.isatty() else None
         self._last_tenth = 0
         self._artifact = create_progress_artifact(0.0, description=label) if TaskRunContext.get() else None
@@ -58,3 +63,66 @@ class StepProgress:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+class ProgressFile:
+    """A step's progress (units done, total, figures, notices) in a JSON file, rewritten
+    atomically at most every ``every`` seconds, so that another process can show it."""
+
+    def __init__(self, path: Path, every: float = 1.0):
+        self.path, self.every = Path(path), every
+        self.started = time.monotonic()
+        self._written = -every
+        self._state: dict = {"done": 0, "total": None, "figures": {}, "notices": [], "elapsed": 0.0}
+        self._write()  # (over whatever an earlier, interrupted run of the step left)
+
+    def update(self, done: int, total: int | None = None, **figures: str) -> None:
+        self._state.update(done=done, total=total or self._state["total"], figures=figures)
+        if time.monotonic() - self._written >= self.every or done == self._state["total"]:
+            self._write()
+
+    def note(self, message: str) -> None:
+        self._state["notices"].append(message)
+        self._write()
+
+    def _write(self) -> None:
+        self._written = time.monotonic()
+        self._state["elapsed"] = self._written - self.started
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.path.with_name(self.path.name + ".partial")
+        partial.write_text(json.dumps(self._state))
+        os.replace(partial, self.path)
+
+    @staticmethod
+    def read(path: Path) -> dict | None:
+        """The last progress written to ``path``, or None before the step's first write."""
+        try:
+            return json.loads(Path(path).read_text())
+        except FileNotFoundError:
+            return None
+
+
+class RemoteProgress:
+    """Shows on this terminal the progress a step on another process keeps in a
+    :class:`ProgressFile`: call :meth:`poll` now and then, :meth:`close` at the end."""
+
+    def __init__(self, label: str, path: Path, unit: str):
+        self.label, self.path, self.unit = label, Path(path), unit
+        self._shown: StepProgress | None = None
+        self._notices = 0
+
+    def poll(self) -> None:
+        state = ProgressFile.read(self.path)
+        if state is None:
+            return
+        if self._shown is None:
+            self._shown = StepProgress(self.label, state["total"], self.unit, elapsed=state["elapsed"])
+        for notice in state["notices"][self._notices:]:
+            self._shown.note(f"{self.label}: {notice}")
+        self._notices = len(state["notices"])
+        self._shown.update(state["done"], state["total"], **state["figures"])
+
+    def close(self) -> None:
+        self.poll()  # the last figures (a step that finished between two polls)
+        if self._shown is not None:
+            self._shown.close()

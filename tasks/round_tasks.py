@@ -1,7 +1,8 @@
 """The learner side of a round as Prefect tasks: dataset, update, evaluation, publish, promote.
 
 The logic (and the resume-from-data behaviour) lives in apo_core.loop; here: retries where
-I/O can fail, progress, artifacts, and the fan-out of evaluation chunks over the fleet.
+I/O can fail, progress, artifacts, the update on a worker beside the dataset, and the
+fan-out of evaluation chunks over the fleet.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from apo_core import loop, report
 from apo_core.config import ApoConfig
 from apo_core.data.versioning import DatasetVersion
 from apo_core.evaluate import EvalChunk, EvalResult, evaluation_chunks
-from apo_core.layout import round_history
+from apo_core.layout import round_dir, round_history
 from tasks import IO_RETRIES, STEP
 from tasks.fleet import Fleet
-from tasks.progress import StepProgress
+from tasks.progress import ProgressFile, RemoteProgress, StepProgress
 
 
 @task(name="label-and-version-dataset", **STEP, **IO_RETRIES)
@@ -29,13 +30,17 @@ def version_dataset(config: ApoConfig, round_number: int, tasks: list[str]) -> t
 @task(name="train-round", **STEP)
 def train_round(config: ApoConfig, round_number: int, tasks: list[str], method: str,
                 reference_dir: Path | None) -> Path:
-    progress = StepProgress(f"round {round_number}: train {method}", None, "steps")
+    label = f"round {round_number}: train {method}"
+    progress = StepProgress(label, None, "steps")
+    shared = ProgressFile(training_progress_path(config, round_number))  # for a driver, when on a worker
 
     def on_step(step: int, total: int, metrics: dict) -> None:
         progress.update(step, total, loss=f"{metrics['loss']:.4f}")
+        shared.update(step, total, loss=f"{metrics['loss']:.4f}")
 
     def on_notice(message: str) -> None:
-        print(f"round {round_number}: {message}", flush=True)
+        print(f"{label}: {message}", flush=True)
+        shared.note(message)
 
     model_dir = loop.train_round(config, round_number, tasks, method, reference_dir, on_step=on_step,
                                  on_notice=on_notice)
@@ -43,15 +48,33 @@ def train_round(config: ApoConfig, round_number: int, tasks: list[str], method: 
     return model_dir
 
 
-def train_on_fleet(config: ApoConfig, fleet: Fleet, round_number: int, tasks: list[str], method: str,
-                   reference_dir: Path | None) -> Path:
-    """Train here, or on a GPU of the cluster when ``train.device`` asks for one (num_gpus: 1)."""
+def training_progress_path(config: ApoConfig, round_number: int) -> Path:
+    return round_dir(config, round_number) / "train.progress.json"
+
+
+def dataset_and_update(config: ApoConfig, fleet: Fleet, round_number: int, tasks: list[str], method: str,
+                       reference_dir: Path | None) -> tuple[DatasetVersion, dict, Path]:
+    """Label and version round N's dataset, and train model round N.
+
+    The update reads the episodes themselves, not the versioned dataset, so the two need
+    not wait for each other: on Ray the update runs on a worker (a GPU one when
+    ``train.device`` asks for it) while this process versions the dataset, its progress
+    shown here from the file it keeps; in-process (``engine: local``), one after the other.
+    """
     call = dict(config=config, round_number=round_number, tasks=tasks, method=method, reference_dir=reference_dir)
+    training_progress_path(config, round_number).unlink(missing_ok=True)
     gpus = fleet.training_gpus()
-    if gpus:
-        print(f"round {round_number}: training {method} on a GPU of the cluster", flush=True)
-        return fleet.map(train_round, [call], num_gpus=gpus)[0]
-    return train_round(**call)
+    training = fleet.start(train_round, call, **({"num_gpus": gpus} if gpus else {}))
+    if fleet.parallel:
+        print(f"round {round_number}: training {method} on {'a GPU of ' if gpus else ''}the cluster while the "
+              f"dataset is versioned", flush=True)
+    version, lineage = version_dataset(config, round_number, tasks)
+    shown = RemoteProgress(f"round {round_number}: train {method}", training_progress_path(config, round_number),
+                           "steps") if fleet.parallel else None
+    model_dir = training.result(on_tick=shown.poll if shown else None)
+    if shown is not None:
+        shown.close()
+    return version, lineage, model_dir
 
 
 @task(name="evaluate-chunk", **STEP, retries=1)

@@ -80,6 +80,10 @@ def test_two_robots_collect_a_round_on_ray(ray_round):
     assert history[1]["takeovers_per_episode"] is not None
     counts = episode_events()
     assert all(counts.get(f"apo.robot.{robot}") == 2 for robot in ROBOTS), counts
+    from tasks.progress import ProgressFile  # (prefect is imported after use_ephemeral_prefect's settings)
+
+    trained = ProgressFile.read(round_dir(config, 1) / "train.progress.json")
+    assert trained["done"] == trained["total"] > 0  # the update ran on a worker; its progress came back
 
 
 def test_serial_and_ray_evaluations_agree_seed_by_seed(ray_round):

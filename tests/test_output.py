@@ -9,6 +9,8 @@ import subprocess
 import sys
 import termios
 
+from tasks.progress import ProgressFile, RemoteProgress
+
 
 def run_in_terminal(*args: str, timeout: float = 300) -> str:
     """Run `apo ARGS` with stdout and stderr on a pseudo-terminal; everything it printed."""
@@ -60,3 +62,21 @@ train: {bc_steps: 20, epochs: 1, bc_batch_size: 8, threads: 1}
     assert "paired gain vs round 0" in output
     for noise in ("Warning", "Traceback", "Logging error"):
         assert noise not in output, output
+
+
+def test_a_step_on_another_process_shows_its_progress_and_notices_here(tmp_path, capsys):
+    """A Ray worker's output is not forwarded: the training it runs keeps its progress in a
+    file, and the driver shows it (one line per tenth off a terminal) with its notices."""
+    path = tmp_path / "train.progress.json"
+    shown = RemoteProgress("round 1: train apo", path, "steps")
+    shown.poll()  # nothing written yet: nothing shown
+    written = ProgressFile(path, every=0.0)
+    written.note("resuming from the checkpoint at step 4")
+    for step in range(4, 11):
+        written.update(step, 10, loss=f"{1 / step:.4f}")
+        shown.poll()
+    shown.close()
+    printed = capsys.readouterr()
+    assert "round 1: train apo: resuming from the checkpoint at step 4" in printed.err
+    assert "round 1: train apo: 10/10 steps, loss 0.1000" in printed.out
+    assert printed.out.count("10/10 steps") == 1
