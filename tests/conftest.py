@@ -8,15 +8,18 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("MUJOCO_GL", "egl")
+# Prefect reads its settings once, when first imported, which may be by any test file of a
+# worker: the start-up timeout must be there before (the first start takes 18-35 s here,
+# more on a loaded machine; Prefect's default is 20 s).
+os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "120"
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def use_ephemeral_prefect(root: Path) -> None:
-    """Flows of this test process run against Prefect's temporary API, started once (the
-    first start takes 18-35 s here, above Prefect's default timeout)."""
+    """Flows of this test process run against Prefect's temporary API, started once (its
+    start-up timeout is set above, before anything imports Prefect)."""
     os.environ["PREFECT_HOME"] = str(root / "prefect-home")
-    os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "120"
     os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 
 
