@@ -8,6 +8,7 @@ collection over the fleet (each robot's share is one task on :class:`tasks.fleet
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from prefect import task
@@ -43,7 +44,15 @@ def flush_events() -> None:
     that is shut down right after, queued events would never reach the trigger."""
     from prefect.events.worker import EventsWorker
 
-    EventsWorker.drain_all(timeout=30, at_exit=False)
+    # Draining what is queued is the point here: the worker's "Still processing items"
+    # warning while it does so would only be noise on the terminal.
+    service_log = logging.getLogger(EventsWorker.__name__)
+    level = service_log.level
+    service_log.setLevel(logging.ERROR)
+    try:
+        EventsWorker.drain_all(timeout=30, at_exit=False)
+    finally:
+        service_log.setLevel(level)
 
 
 @task(name="record-demonstrations", **STEP)

@@ -60,7 +60,7 @@ train: {bc_steps: 20, epochs: 1, bc_batch_size: 8, threads: 1}
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
     assert "paired gain vs round 0" in output
-    for noise in ("Warning", "Traceback", "Logging error"):
+    for noise in ("Warning", "WARNING", "Traceback", "Logging error"):
         assert noise not in output, output
 
 
