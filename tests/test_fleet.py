@@ -102,6 +102,32 @@ def test_serial_and_ray_evaluations_agree_seed_by_seed(ray_round):
     assert here == outcomes and len(here) == 8
 
 
+def test_the_fleet_starts_calls_in_order_one_per_cpu(fleet_config):
+    """Ray starts queued tasks in no set order; the fleet submits one call per CPU and the
+    next as one finishes, so the longest chunks (given first) never start last."""
+    from prefect import flow, task
+
+    from apo_core.config import load_config
+    from tasks.fleet import Fleet
+
+    @task(name="timed-sleep")
+    def timed_sleep(seconds: float) -> tuple[float, float]:
+        started = time.time()
+        time.sleep(seconds)
+        return started, time.time()
+
+    @flow(name="fleet-order")
+    def run() -> list[tuple[float, float]]:
+        with Fleet(load_config(fleet_config)) as fleet:
+            return fleet.map(timed_sleep, [dict(seconds=s) for s in (1.5, 1.0, 0.5, 0.5, 0.2, 0.2, 0.2, 0.2)])
+
+    spans = run()
+    starts = [start for start, _ in spans]
+    assert starts == sorted(starts)
+    for start, _ in spans:  # never more calls running than the cluster's 2 CPUs
+        assert sum(1 for s, e in spans if s <= start < e) <= 2
+
+
 def _ray_processes(name: str) -> list[int]:
     found = subprocess.run(["pgrep", "-f", f"ray::{name}"], capture_output=True, text=True)
     return [int(pid) for pid in found.stdout.split()]
