@@ -145,6 +145,8 @@ class ClusterConfig(_Strict):
     address: str | None = Field(None, description="an existing Ray cluster (null: start a local one)")
     num_cpus: int | None = Field(None, ge=1, description="CPUs of the local Ray (null: all cores)")
     eval_chunk_episodes: int = Field(50, ge=1, description="evaluation seeds per parallel task")
+    update_cpus: int = Field(1, ge=1, description="CPUs the update holds on the cluster, and its torch threads "
+                             "there (train.threads is for an update in the flow's own process)")
 
 
 PerturbationKind = Literal["object_shift", "table_color", "lighting", "camera"]
