@@ -13,10 +13,10 @@ and evaluate the same seeds.
 The Ray round runs on a started cluster whose workers have built their worlds, as every
 round of `apo run` after the first does (one cluster for all its rounds) and a learner on
 a running cluster does; the serial round's process has built its worlds too. The start and
-the warm-ups are timed apart, and the ratio is also given as if both rounds had paid them. Goals: wall-time ratio Ray / serial <= 0.6; Ray's
-start plus its per-task cost <= 5% of the round. Each round is split into its phases
-(collect; dataset + update, which on Ray run side by side; evaluate; the rest: deploy,
-publish, promote, report).
+the warm-ups are timed apart, and the ratio is also given as if both rounds had paid them.
+Goals: wall-time ratio Ray / serial <= 0.6; Ray's start plus its per-task cost <= 5% of the
+round. Each round is split into its phases (collect; dataset + update, which on Ray run
+side by side; evaluate; the rest: deploy, publish, promote, report).
 
 Then evaluation alone, the round's model on ``--eval-episodes`` validation seeds in chunks
 of cluster.eval_chunk_episodes: in this process, on Ray with 1 worker, and with 2 workers

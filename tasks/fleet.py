@@ -192,7 +192,7 @@ class Fleet:
         while waiting or running:
             while waiting and len(running) < slots:
                 i, call = waiting.popleft()
-                future = self._submit(task, [call], remote_options)[0]
+                future = self._submit(task, call, remote_options)
                 running[future.wrapped_future] = (i, future)
             done, _ = ray.wait(list(running), num_returns=1, timeout=POLL_SECONDS)
             for i, future in sorted(running.pop(ref) for ref in done):
@@ -208,13 +208,13 @@ class Fleet:
         (``engine: local``) it runs when its result is asked for."""
         if self._runner is None:
             return Started(run_here=lambda: task(**call))
-        return Started(future=self._submit(task, [call], remote_options)[0])
+        return Started(future=self._submit(task, call, remote_options))
 
-    def _submit(self, task, calls: list[dict], remote_options: dict) -> list:
+    def _submit(self, task, call: dict, remote_options: dict):
         from prefect_ray.context import remote_options as ray_options
 
         with ray_options(**remote_options):
-            return [self._runner.submit(task, call) for call in calls]
+            return self._runner.submit(task, call)
 
 
 class Started:

@@ -76,12 +76,10 @@ def dataset_and_update(config: ApoConfig, fleet: Fleet, round_number: int, tasks
         cpus, gpus = config.cluster.update_cpus, fleet.training_gpus()
         update_config = config.model_copy(update={"train": config.train.model_copy(update={"threads": cpus})})
         resources = {"num_cpus": cpus, **({"num_gpus": gpus} if gpus else {})}
-    call = dict(config=update_config, round_number=round_number, tasks=tasks, method=method,
-                reference_dir=reference_dir)
-    training = fleet.start(train_round, call, **resources)
-    if fleet.parallel:
-        print(f"round {round_number}: training {method} on {'a GPU of ' if 'num_gpus' in resources else ''}the "
-              f"cluster while the dataset is versioned", flush=True)
+        print(f"round {round_number}: training {method} on {'a GPU of ' if gpus else ''}the cluster while the "
+              f"dataset is versioned", flush=True)
+    training = fleet.start(train_round, dict(config=update_config, round_number=round_number, tasks=tasks,
+                                             method=method, reference_dir=reference_dir), **resources)
     version, lineage = version_dataset(config, round_number, tasks)
     shown = RemoteProgress(f"round {round_number}: train {method}", training_progress_path(config, round_number),
                            "steps") if fleet.parallel else None
