@@ -46,6 +46,18 @@ def test_apo_hand_computed_with_z0_and_weights():
     assert loss.item() == pytest.approx((lam_d * L_d + lam_u * L_u) / 2, rel=1e-6)
 
 
+def test_no_gradient_reaches_the_mismatched_pairs_through_z0():
+    """z0 is detached: the update may score the mismatched pairs without a graph."""
+    policy = torch.tensor([-1.0, -2.0], requires_grad=True)
+    kl_policy = torch.tensor([-1.0, -3.0], requires_grad=True)
+    desirable = torch.tensor([True, False])
+    for loss, _ in (apo_loss(policy, torch.zeros(2), kl_policy, torch.zeros(2), desirable, torch.ones(2)),
+                    kto_loss(policy, torch.zeros(2), kl_policy, torch.zeros(2), desirable)):
+        loss.backward()
+    assert kl_policy.grad is None
+    assert policy.grad is not None and policy.grad.abs().sum() > 0
+
+
 def test_z0_clamp():
     zeros = torch.zeros(2)
     desirable = torch.tensor([True, False])
