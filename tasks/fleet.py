@@ -92,8 +92,8 @@ def warm_workers(config: ApoConfig) -> list:
     warm-ups' references (nothing needs to wait for them).
 
     Workers are new processes for every driver, even on a long-running cluster: each one
-    imports torch and the policy code and builds its envs (~45 s here) before its first
-    chunk. Started with the cluster, that happens while the driver does its serial steps
+    imports torch, the policy code and Prefect's task engine and builds its envs (~45 s
+    here) before its first chunk. Started with the cluster, that happens while the driver does its serial steps
     (demos, dataset, update). A warm-up that fails is dropped: the real step then fails
     (or retries) with the same error, where it is reported.
     """
@@ -101,14 +101,24 @@ def warm_workers(config: ApoConfig) -> list:
 
     from apo_core.evaluate import evaluation_chunks
     from apo_core.layout import loop_tasks
-    from apo_core.loop import prepare_worker, round_suites
+    from apo_core.loop import round_suites
 
     tasks = loop_tasks(config)
     at_once = max(len(config.collect.robots) * len(tasks),
                   len(evaluation_chunks(config, tasks=tasks, suites=round_suites(config))))
     workers = min(at_once, int(ray.cluster_resources().get("CPU", 1)))
-    prepare = ray.remote(prepare_worker)
+    prepare = ray.remote(_warm_worker)
     return [prepare.remote(config, tasks) for _ in range(workers)]
+
+
+def _warm_worker(config: ApoConfig, tasks: list[str]) -> None:
+    """One worker's warm-up: Prefect's task engine, which every task runs in (its import
+    took 2 s of a worker's first task here, measured), then the worlds of a round."""
+    import prefect.task_engine  # noqa: F401
+
+    from apo_core.loop import prepare_worker
+
+    prepare_worker(config, tasks)
 
 
 def _check_reachable(address: str, timeout: float = 5.0) -> None:
