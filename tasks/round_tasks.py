@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
@@ -43,12 +42,8 @@ def train_round(config: ApoConfig, round_number: int, tasks: list[str], method: 
         print(f"{label}: {message}", flush=True)
         shared.note(message)
 
-    threads = torch.get_num_threads()
-    try:
-        model_dir = loop.train_round(config, round_number, tasks, method, reference_dir, on_step=on_step,
-                                     on_notice=on_notice)
-    finally:  # training sets train.threads; a Ray worker goes on to evaluate with one per CPU it holds
-        torch.set_num_threads(threads)
+    model_dir = loop.train_round(config, round_number, tasks, method, reference_dir, on_step=on_step,
+                                 on_notice=on_notice)
     progress.close()
     return model_dir
 

@@ -119,6 +119,27 @@ def test_a_non_finite_loss_stops_training_and_saves_nothing(tmp_path):
 
     identity = {"data_fingerprint": "abc", "method": "bc", "total_steps": 10, "settings_sha256": "x"}
     with pytest.raises(TrainingDiverged, match=r"diverged at step 6/10: the loss is nan"):
-        optimise(model, loss_at, identity=identity, lr=1e-2, warmup=0, work_dir=tmp_path, checkpoint_every=2)
+        optimise(model, loss_at, identity=identity, lr=1e-2, warmup=0, work_dir=tmp_path, checkpoint_every=2,
+                 threads=1)
     saved = torch.load(tmp_path / CHECKPOINT_FILE, weights_only=True)
     assert saved["step"] == 4 and saved["identity"] == identity
+
+
+def test_training_runs_on_its_threads_and_gives_the_caller_its_own_back(tmp_path):
+    """A Ray worker trains on train.threads, then evaluates on the threads it had before."""
+    from apo_core.training.run import optimise
+
+    model = torch.nn.Linear(3, 1)
+    seen = []
+
+    def loss_at(step):
+        seen.append(torch.get_num_threads())
+        return model(torch.ones(4, 3)).pow(2).mean(), {}
+
+    identity = {"data_fingerprint": "abc", "method": "bc", "total_steps": 3, "settings_sha256": "x"}
+    before = torch.get_num_threads()
+    training = 1 if before > 1 else 2
+    optimise(model, loss_at, identity=identity, lr=1e-2, warmup=0, work_dir=tmp_path, checkpoint_every=10,
+             threads=training)
+    assert seen == [training] * 3
+    assert torch.get_num_threads() == before

@@ -71,7 +71,6 @@ def train_bc(
     on_notice: Notice | None = None,
 ) -> ApoVlaPolicy:
     """Round 0: NLL of the expert action tokens + aux_weight · MSE of the regressed action."""
-    torch.set_num_threads(config.threads)
     device = resolve_device(config.device)
     expert = np.flatnonzero(expert_mask(steps))
     normalized = torch.from_numpy(policy.action_tokenizer.normalize(steps.actions).astype(np.float32))
@@ -92,5 +91,5 @@ def train_bc(
 
     optimise(policy, loss_at, identity=run_identity(steps, "bc", config, config.bc_steps), lr=config.bc_lr,
              warmup=config.warmup_steps, work_dir=Path(work_dir), checkpoint_every=config.checkpoint_every,
-             on_step=on_step, on_notice=on_notice)
+             threads=config.threads, on_step=on_step, on_notice=on_notice)
     return policy.to("cpu")

@@ -119,7 +119,6 @@ def train_preference(
     """
     if method not in UPDATE_METHODS:
         raise ValueError(f"train_preference: method must be one of {', '.join(UPDATE_METHODS)}, got {method!r}")
-    torch.set_num_threads(config.threads)
     device = resolve_device(config.device)
     reference.to(device).eval()
     tokenizer = reference.action_tokenizer
@@ -202,6 +201,6 @@ def train_preference(
 
     optimise(model, loss_at, identity=run_identity(steps, method, config, len(schedule)), lr=config.lr,
              warmup=config.warmup_steps, work_dir=Path(work_dir), checkpoint_every=config.checkpoint_every,
-             on_step=on_step, on_notice=on_notice)
+             threads=config.threads, on_step=on_step, on_notice=on_notice)
     updated = model if config.update_params == "full" else model.merge_and_unload()
     return updated.to("cpu").eval()

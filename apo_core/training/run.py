@@ -18,7 +18,8 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +48,18 @@ def resolve_device(setting: str) -> torch.device:
     if setting == "cuda" and not torch.cuda.is_available():
         raise ApoError("train.device: cuda was asked for, but torch sees no GPU on this machine")
     return torch.device(setting)
+
+
+@contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Run the block on ``count`` torch threads, then give the caller back its own: a Ray
+    worker that trains goes on to evaluate on one thread per CPU it holds."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def run_identity(steps: Steps, method: str, config: TrainConfig, total_steps: int) -> dict:
@@ -148,10 +161,12 @@ def optimise(
     warmup: int,
     work_dir: Path,
     checkpoint_every: int,
+    threads: int,
     on_step: ProgressCallback | None = None,
     on_notice: Notice | None = None,
 ) -> None:
-    """Run ``identity["total_steps"]`` optimiser steps of ``loss_at(step)``, resumable."""
+    """Run ``identity["total_steps"]`` optimiser steps of ``loss_at(step)`` on ``threads``
+    torch threads, resumable."""
     total_steps = identity["total_steps"]
     if total_steps < 1:
         raise ApoError(f"training needs at least one step, got {total_steps}")
@@ -161,21 +176,24 @@ def optimise(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(warmup, total_steps))
     checkpoint = Checkpoint(work_dir, identity)
     start = checkpoint.restore(model, optimizer, scheduler, on_notice)
-    model.train()
-    for step in range(start, total_steps):
-        loss, metrics = loss_at(step)
-        if not torch.isfinite(loss):
-            raise TrainingDiverged(f"training diverged at step {step + 1}/{total_steps}: the loss is "
-                                   f"{float(loss.detach())} (data {identity['data_fingerprint']}); no model was saved")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
-        optimizer.step()
-        scheduler.step()
-        if (step + 1) % checkpoint_every == 0 and step + 1 < total_steps:
-            checkpoint.save(step + 1, model, optimizer, scheduler)
-        if on_step is not None:
-            on_step(step + 1, total_steps, {"loss": float(loss.detach()), **{k: float(v) for k, v in metrics.items()}})
+    with torch_threads(threads):
+        model.train()
+        for step in range(start, total_steps):
+            loss, metrics = loss_at(step)
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(f"training diverged at step {step + 1}/{total_steps}: the loss is "
+                                       f"{float(loss.detach())} (data {identity['data_fingerprint']}); "
+                                       "no model was saved")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+            optimizer.step()
+            scheduler.step()
+            if (step + 1) % checkpoint_every == 0 and step + 1 < total_steps:
+                checkpoint.save(step + 1, model, optimizer, scheduler)
+            if on_step is not None:
+                on_step(step + 1, total_steps, {"loss": float(loss.detach()),
+                                                **{k: float(v) for k, v in metrics.items()}})
     model.eval()
     bad = [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]
     if bad:
