@@ -105,10 +105,11 @@ def test_serial_and_ray_evaluations_agree_seed_by_seed(ray_round):
 def test_the_fleet_starts_calls_in_order_one_per_cpu(fleet_config):
     """Ray starts queued tasks in no set order; the fleet submits one call per CPU and the
     next as one finishes, so the longest chunks (given first) never start last."""
+    import ray
     from prefect import flow, task
 
     from apo_core.config import load_config
-    from tasks.fleet import Fleet
+    from tasks.fleet import Fleet, ray_cluster
 
     @task(name="timed-sleep")
     def timed_sleep(seconds: float) -> tuple[float, float]:
@@ -118,12 +119,16 @@ def test_the_fleet_starts_calls_in_order_one_per_cpu(fleet_config):
 
     @flow(name="fleet-order")
     def run() -> list[tuple[float, float]]:
-        with Fleet(load_config(fleet_config)) as fleet:
-            return fleet.map(timed_sleep, [dict(seconds=s) for s in (1.5, 1.0, 0.5, 0.5, 0.2, 0.2, 0.2, 0.2)])
+        config = load_config(fleet_config)
+        with ray_cluster(config) as warming, Fleet(config) as fleet:
+            ray.get(warming)  # both CPUs free: the first two calls start at once
+            # no two calls end together (0.1 s apart at least), so none are submitted together
+            return fleet.map(timed_sleep, [dict(seconds=s) for s in (1.5, 1.0, 0.7, 0.6, 0.3, 0.25, 0.2, 0.15)])
 
     spans = run()
     starts = [start for start, _ in spans]
-    assert starts == sorted(starts)
+    assert max(starts[:2]) < min(starts[2:])  # the first two, together, before any other
+    assert starts[2:] == sorted(starts[2:])
     for start, _ in spans:  # never more calls running than the cluster's 2 CPUs
         assert sum(1 for s, e in spans if s <= start < e) <= 2
 
