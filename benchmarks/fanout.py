@@ -1,14 +1,15 @@
 """The same round, serial versus fanned out on Ray; and how evaluation scales with workers.
 
     .venv/bin/python benchmarks/fanout.py [--config my.yaml] [--robots 2] [--eval-episodes 200]
-        [--reuse-bootstrap] [--no-rates | --rates-only]
+        [--reuse-bootstrap] [--pairs 1] [--no-rates | --rates-only]
 
 Bootstraps once (not timed, every step in this process), copies the workdir twice, then
 runs one `lifelong-round` flow on each copy under the real Prefect engine: with
 ``cluster.engine: local`` (every step here, one after another) and with ``engine: ray``
 (a local Ray with 2 CPUs: the robots collect in parallel, the evaluation runs in chunks).
 Both rounds collect the same episodes (the fleet's seeds do not depend on where it runs)
-and evaluate the same seeds.
+and evaluate the same seeds. With ``--pairs N`` the two rounds are timed N times in turn
+(serial, Ray, serial, Ray, ...) and the timings are their means.
 
 The Ray round runs on a started cluster whose workers have built their worlds, as every
 round of `apo run` after the first does (one cluster for all its rounds) and a learner on
@@ -120,6 +121,25 @@ def timed_round(config_path: Path, workdir: Path) -> dict[str, float]:
     return seconds
 
 
+def paired_rounds(work: Path, serial_config: Path, ray_config: Path, pairs: int) -> tuple[dict, dict, list[float]]:
+    """The round ``pairs`` times serially and then on Ray, each from its own copy of the
+    bootstrap. This machine's speed drifts (one round serially: 148-199 s between runs), so
+    each Ray round is set beside the serial round just before it. Returns each timing's
+    mean over the pairs, and every pair's ratio."""
+    serial_runs, ray_runs = [], []
+    for _ in range(pairs):
+        for copy in ("serial", "ray"):
+            shutil.rmtree(work / copy, ignore_errors=True)
+            shutil.copytree(work / "base", work / copy)
+        serial_runs.append(timed_round(serial_config, work / "serial"))
+        ray_runs.append(timed_round(ray_config, work / "ray"))
+
+    def mean(runs: list[dict]) -> dict:
+        return {key: sum(run[key] for run in runs) / len(runs) for key in runs[0]}
+
+    return mean(serial_runs), mean(ray_runs), [r["round"] / s["round"] for s, r in zip(serial_runs, ray_runs)]
+
+
 def per_task_cost(config_path: Path) -> float:
     """Seconds Prefect + Ray add to one task (a no-op), on a started local Ray (2 CPUs)."""
     from prefect import flow, task
@@ -193,6 +213,8 @@ def main() -> None:
     parser.add_argument("--eval-episodes", type=int, default=200)
     parser.add_argument("--reuse-bootstrap", action="store_true",
                         help="start from the bootstrap of an earlier run (same config) instead of a new one")
+    parser.add_argument("--pairs", type=int, default=1,
+                        help="time the round this many times serially and on Ray, in turn (timings: their means)")
     parser.add_argument("--no-rates", action="store_true", help="the two rounds only, not the evaluation rates")
     parser.add_argument("--rates-only", action="store_true",
                         help="only the evaluation rates, on the round-1 model of an earlier run (fanout-rates.json)")
@@ -209,14 +231,8 @@ def main() -> None:
         work.mkdir(parents=True)
         bootstrap(str(config_file(work, args, "local")), str(work / "base"))
         (work / "base" / "bootstrapped").touch()
-    for copy in ("serial", "ray"):
-        shutil.rmtree(work / copy, ignore_errors=True)
     serial_config, ray_config = config_file(work, args, "local"), config_file(work, args, "ray")
-    shutil.copytree(work / "base", work / "serial")
-    shutil.copytree(work / "base", work / "ray")
-
-    serial = timed_round(serial_config, work / "serial")
-    on_ray = timed_round(ray_config, work / "ray")
+    serial, on_ray, pair_ratios = paired_rounds(work, serial_config, ray_config, args.pairs)
     per_task = per_task_cost(ray_config)
     from apo_core.config import load_config
     from apo_core.evaluate import evaluation_chunks
@@ -234,6 +250,8 @@ def main() -> None:
     rows = [["round, serial (engine: local, warm)", round(serial["round"], 1), "-"],
             ["round, Ray with 2 workers (started, warm)", round(round_s, 1),
              f"ratio {round_s / serial['round']:.2f} (goal <= 0.6)"],
+            *([[f"ratio of each pair ({len(pair_ratios)}: serial, then Ray)", "-",
+                 ", ".join(f"{ratio:.2f}" for ratio in pair_ratios)]] if len(pair_ratios) > 1 else []),
             ["Ray start + worker warm-up, once per cluster", round(on_ray["ray start"] + on_ray["warm-up"], 1),
              f"if both rounds paid their warm-ups: ratio {cold_round / cold_serial:.2f}"],
             ["serial warm-up (this process builds its worlds), once", round(serial["warm-up"], 1),
@@ -255,6 +273,7 @@ def main() -> None:
              for where, rate in rates.items()]
     report("fanout", ["what", "seconds", "note"], rows,
            {"serial": serial, "ray": on_ray, "ratio": round_s / serial["round"],
+            "pair_ratios": pair_ratios,
             "ratio_paying_start_and_warm_up": cold_round / cold_serial, "ratio_ceiling": 1 / best, "ray_start_seconds": ray_start,
             "per_task_seconds": per_task, "overhead_share_one_round": (ray_start + task_cost) / round_s,
             "evaluation_episodes_per_second": rates, "robots": args.robots, "eval_episodes": args.eval_episodes,
