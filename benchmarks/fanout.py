@@ -273,8 +273,8 @@ def main() -> None:
              for where, rate in rates.items()]
     report("fanout", ["what", "seconds", "note"], rows,
            {"serial": serial, "ray": on_ray, "ratio": round_s / serial["round"],
-            "pair_ratios": pair_ratios,
-            "ratio_paying_start_and_warm_up": cold_round / cold_serial, "ratio_ceiling": 1 / best, "ray_start_seconds": ray_start,
+            "pair_ratios": pair_ratios, "ratio_ceiling": 1 / best,
+            "ratio_paying_start_and_warm_up": cold_round / cold_serial, "ray_start_seconds": ray_start,
             "per_task_seconds": per_task, "overhead_share_one_round": (ray_start + task_cost) / round_s,
             "evaluation_episodes_per_second": rates, "robots": args.robots, "eval_episodes": args.eval_episodes,
             "config": args.config, "wall_seconds": time.perf_counter() - started})
