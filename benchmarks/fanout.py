@@ -3,8 +3,8 @@
     .venv/bin/python benchmarks/fanout.py [--config my.yaml] [--robots 2] [--eval-episodes 200]
         [--reuse-bootstrap] [--pairs 1] [--no-rates | --rates-only]
 
-Bootstraps once (not timed, every step in this process), copies the workdir twice, then
-runs one `lifelong-round` flow on each copy under the real Prefect engine: with
+Bootstraps once (not timed, every step in this process), copies the workdir for each
+round, then runs one `lifelong-round` flow on each copy under the real Prefect engine: with
 ``cluster.engine: local`` (every step here, one after another) and with ``engine: ray``
 (a local Ray with 2 CPUs: the robots collect in parallel, the evaluation runs in chunks).
 Both rounds collect the same episodes (the fleet's seeds do not depend on where it runs)
@@ -219,6 +219,8 @@ def main() -> None:
     parser.add_argument("--rates-only", action="store_true",
                         help="only the evaluation rates, on the round-1 model of an earlier run (fanout-rates.json)")
     args = parser.parse_args()
+    if args.pairs < 1:
+        parser.error(f"--pairs: expected at least 1, got {args.pairs}")
     from flows.lifelong import bootstrap
 
     work = RESULTS / "fanout-work"
