@@ -74,3 +74,20 @@ def test_lora_targets_the_decoder_only_and_starts_as_the_base(policy, batch):
             base = model(*batch, bins).action_logprobs
     assert not torch.allclose(adapted, base)
     assert torch.allclose(base, policy(*batch, bins).action_logprobs, atol=1e-6)
+
+
+def test_the_mismatched_pair_on_the_cached_prefix_scores_as_a_full_pass(policy, batch):
+    """forward_with_mismatched: the own action as forward() gives it, with its graph; the
+    mismatched action's token log-probs as a full pass gives them, without a graph."""
+    generator = torch.Generator().manual_seed(2)
+    own, mismatched = (torch.randint(0, 256, (5, 4), generator=generator) for _ in range(2))
+    policy.train()
+    try:
+        output, mismatched_logps = policy.forward_with_mismatched(*batch, own, mismatched)
+        full = policy(*batch, torch.stack([own, mismatched], dim=1))
+    finally:
+        policy.eval()
+    assert torch.allclose(output.action_logprobs[:, 0], full.action_logprobs[:, 0], atol=1e-5)
+    assert torch.allclose(mismatched_logps, policy.token_logps(full, torch.stack([own, mismatched], dim=1))[:, 1],
+                          atol=1e-5)
+    assert output.action_logprobs.requires_grad and not mismatched_logps.requires_grad

@@ -176,18 +176,50 @@ class ApoVlaPolicy(nn.Module):
         """Teacher-forced log-probs for K candidate action sequences per observation.
 
         ``action_bins``: [B, D] or [B, K, D] bin indices. The prefix is encoded once and
-        shared by the K candidates (the sample's own action, a mismatched one, a rejected one).
+        shared by the K candidates (e.g. DPO's chosen and rejected actions).
         """
         if action_bins.dim() == 2:
             action_bins = action_bins.unsqueeze(1)
         batch, candidates, dims = action_bins.shape
         embeds, pooled = self.prefix(pixels, state, instruction_ids)
-        embeds = embeds.repeat_interleave(candidates, dim=0)
-        previous = action_bins.reshape(batch * candidates, dims)[:, :-1] + self.action_token_offset
-        sequence = torch.cat([embeds, self.decoder.get_input_embeddings()(previous)], dim=1)
-        logits = self.decoder(inputs_embeds=sequence, use_cache=False).logits[:, -dims:]
-        logprobs = self._action_logprobs(logits).reshape(batch, candidates, dims, -1)
-        return PolicyOutput(action_logprobs=logprobs, aux_actions=self.aux_head(pooled))
+        logprobs, _ = self._teacher_forced(embeds.repeat_interleave(candidates, dim=0),
+                                           action_bins.reshape(batch * candidates, dims))
+        return PolicyOutput(action_logprobs=logprobs.reshape(batch, candidates, dims, -1),
+                            aux_actions=self.aux_head(pooled))
+
+    def forward_with_mismatched(
+        self, pixels: torch.Tensor, state: torch.Tensor, instruction_ids: torch.Tensor, action_bins: torch.Tensor,
+        mismatched_bins: torch.Tensor,
+    ) -> tuple[PolicyOutput, torch.Tensor]:
+        """The sample's own action [B, D] with a graph, and, without one, the token log-probs
+        of a mismatched action [B, D] on the same observation (z0's pair, APO_SPEC.md §5).
+
+        The mismatched action reuses the own pass's keys and values of the prefix (the cache
+        cut back to it), so it costs D - 1 tokens instead of the prefix + D - 1; its first
+        token's distribution depends on the prefix alone, so it is the own pass's.
+        """
+        dims = action_bins.shape[-1]
+        embeds, pooled = self.prefix(pixels, state, instruction_ids)
+        logprobs, cache = self._teacher_forced(embeds, action_bins, use_cache=True)
+        with torch.no_grad():
+            mismatched = logprobs[:, :1].detach()
+            if dims > 1:
+                cache.crop(-(dims - 1))
+                later = self.decoder.get_input_embeddings()(mismatched_bins[:, :-1] + self.action_token_offset)
+                logits = self.decoder(inputs_embeds=later, past_key_values=cache, use_cache=True).logits
+                mismatched = torch.cat([mismatched, self._action_logprobs(logits)], dim=1)
+            mismatched_logps = mismatched.gather(-1, mismatched_bins.unsqueeze(-1)).squeeze(-1)
+        output = PolicyOutput(action_logprobs=logprobs.unsqueeze(1), aux_actions=self.aux_head(pooled))
+        return output, mismatched_logps
+
+    def _teacher_forced(self, embeds: torch.Tensor, action_bins: torch.Tensor, use_cache: bool = False):
+        """log π over the bins at the D positions that predict a_1..a_D: [N, D, n_bins],
+        and the decoder's cache when ``use_cache``. Logits are computed for those D only."""
+        dims = action_bins.shape[-1]
+        previous = self.decoder.get_input_embeddings()(action_bins[:, :-1] + self.action_token_offset)
+        out = self.decoder(inputs_embeds=torch.cat([embeds, previous], dim=1), use_cache=use_cache,
+                           logits_to_keep=dims)
+        return self._action_logprobs(out.logits), out.past_key_values
 
     @staticmethod
     def token_logps(output: PolicyOutput, action_bins: torch.Tensor) -> torch.Tensor:
@@ -202,7 +234,7 @@ class ApoVlaPolicy(nn.Module):
     def generate(self, pixels: torch.Tensor, state: torch.Tensor, instruction_ids: torch.Tensor) -> torch.Tensor:
         """Greedy decoding of the D action tokens with a KV cache: bins [B, D]."""
         embeds, _ = self.prefix(pixels, state, instruction_ids)
-        out = self.decoder(inputs_embeds=embeds, use_cache=True)
+        out = self.decoder(inputs_embeds=embeds, use_cache=True, logits_to_keep=1)
         bins = []
         for dim in range(self.config.action_dim):
             next_bin = self._action_logprobs(out.logits[:, -1]).argmax(dim=-1)

@@ -11,8 +11,9 @@ Reference log-probs are computed ONCE per round, before training, so no second m
 in memory during the update. The mismatched pair of sample i (its observation with another
 sample's actions, for z0) is fixed up front by a seeded permutation, so its reference
 log-prob is precomputed as well; it plays the role of the in-batch roll. z0 is detached
-(APO_SPEC.md §5), so the policy scores the mismatched pair without a graph: the backward
-pass runs over the sample's own action only (a third less time per step, measured).
+(APO_SPEC.md §5), so the policy scores the mismatched pair without a graph, on the keys
+and values of the own pass's prefix (``forward_with_mismatched``): the backward pass runs
+over the sample's own action only, and the pair costs D - 1 tokens, not the whole sequence.
 """
 
 from __future__ import annotations
@@ -168,8 +169,11 @@ def train_preference(
             candidates = chosen_and_rejected[index]
             logps = policy.token_logps(model(pixels, state, instructions, candidates), candidates).sum(dim=-1)
             return dpo_loss(logps[:, 0], logps[:, 1], ref_by_row[index, 0], ref_by_row[index, 1], beta=config.beta)
-        own = own_and_partner[index, :1]
-        output = model(pixels, state, instructions, own)
+        own, partner = own_and_partner[index, :1], own_and_partner[index, 1]
+        if config.z0_mode == "exact":
+            output = model(pixels, state, instructions, own)
+        else:  # LoRA's adapters sit in the policy's own layers: this call goes through them too
+            output, partner_logps = policy.forward_with_mismatched(pixels, state, instructions, own[:, 0], partner)
         token_logps = policy.token_logps(output, own)
         policy_logps = action_logps(token_logps[:, 0], desirable, gripper)
         reference_logps = action_logps(ref.logps[index], desirable, gripper)
@@ -177,9 +181,7 @@ def train_preference(
             kl_policy = exact_token_kl(output.action_logprobs[:, 0], ref.logprobs[index])
             kl_reference = torch.zeros_like(kl_policy)
         else:
-            with torch.no_grad():  # z0 is detached: no graph for the mismatched pair
-                partner = own_and_partner[index, 1:]
-                kl_policy = policy.token_logps(model(pixels, state, instructions, partner), partner)[:, 0].sum(dim=-1)
+            kl_policy = partner_logps.sum(dim=-1)
             kl_reference = ref.kl_logps[index].sum(dim=-1)
         if method == "kto":
             loss, metrics = kto_loss(
