@@ -22,7 +22,8 @@ given: the ratio if every phase had the best phase's speed-up.
 
 Then evaluation alone, the round's model on ``--eval-episodes`` validation seeds in chunks
 of cluster.eval_chunk_episodes: in this process, on Ray with 1 worker, and with 2 workers
-(episodes per second), to project the scaling to a cluster. Writes
+(episodes per second), to project the scaling to a cluster; and in 2 plain processes at
+once, without Ray or Prefect, which is what this machine gives two processes. Writes
 benchmarks/results/fanout.json; run it alone on the machine.
 """
 
@@ -163,17 +164,23 @@ def per_task_cost(config_path: Path) -> float:
     return measure()
 
 
+def rate_chunks(config_path: Path, episodes: int):
+    """The config and the chunks of the rate test: ``episodes`` seeds of the first task."""
+    from apo_core.config import load_config, with_overrides
+    from apo_core.evaluate import evaluation_chunks
+
+    config = with_overrides(load_config(config_path), {"evaluation": {"episodes": episodes}})
+    return config, evaluation_chunks(config, tasks=config.env.tasks[:1])
+
+
 def evaluation_rate(config_path: Path, model_dir: Path, episodes: int) -> float:
     """Episodes per second of one model's evaluation on ``episodes`` validation seeds."""
     from prefect import flow
 
-    from apo_core.config import load_config, with_overrides
-    from apo_core.evaluate import evaluation_chunks
     from tasks.fleet import Fleet, ray_cluster
     from tasks.round_tasks import evaluate_chunk
 
-    config = with_overrides(load_config(config_path), {"evaluation": {"episodes": episodes}})
-    chunks = evaluation_chunks(config, tasks=config.env.tasks[:1])
+    config, chunks = rate_chunks(config_path, episodes)
     workers = config.cluster.num_cpus if config.cluster.engine == "ray" else 1
 
     @flow(name="evaluation-rate")
@@ -187,8 +194,49 @@ def evaluation_rate(config_path: Path, model_dir: Path, episodes: int) -> float:
     return run()
 
 
+def _plain_evaluator(config_path: Path, model_dir: Path, episodes: int, indices: list[int], start,
+                     seconds) -> None:
+    """One plain process (no Ray, no Prefect, one torch thread): builds its worlds and its
+    policy copy, waits for the others, then evaluates its chunks."""
+    import torch
+
+    from apo_core import loop
+    from apo_core.evaluate import chunk_envs
+
+    torch.set_num_threads(1)
+    config, chunks = rate_chunks(config_path, episodes)
+    for i in indices:
+        chunk_envs(config, chunks[i], render=loop.cached_policy(model_dir).config.use_image)
+    start.wait()
+    began = time.perf_counter()
+    for i in indices:
+        loop.evaluate_chunk(config, model_dir, chunks[i])
+    seconds.put(time.perf_counter() - began)
+
+
+def plain_processes_rate(config_path: Path, model_dir: Path, episodes: int, processes: int) -> float:
+    """Episodes per second of ``processes`` plain processes evaluating at once, the chunks
+    dealt out in turn: what the machine itself gives that many processes, Ray aside."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")  # one EGL context per process, as on Ray
+    _, chunks = rate_chunks(config_path, episodes)
+    start, seconds = context.Barrier(processes + 1), context.Queue()
+    workers = [context.Process(target=_plain_evaluator, args=(config_path, model_dir, episodes,
+                                                               list(range(k, len(chunks), processes)), start, seconds))
+               for k in range(processes)]
+    for worker in workers:
+        worker.start()
+    start.wait()
+    slowest = max(seconds.get() for _ in workers)
+    for worker in workers:
+        worker.join()
+    return episodes / slowest
+
+
 def evaluation_rates(args, work: Path) -> dict[str, float]:
-    """Episodes per second of the Ray round's model: in this process, on 1 and on 2 Ray workers."""
+    """Episodes per second of the Ray round's model: in this process, on 1 and on 2 Ray
+    workers, and in 2 plain processes at once (what two processes get here without Ray)."""
     from apo_core.config import load_config
     from apo_core.layout import round_dir
 
@@ -196,7 +244,9 @@ def evaluation_rates(args, work: Path) -> dict[str, float]:
     model = round_dir(load_config(ray_config, {"paths": {"workdir": str(work / "ray")}}), 1) / "model"
     return {"this process": evaluation_rate(config_file(work, args, "local"), model, args.eval_episodes),
             "Ray, 1 worker": evaluation_rate(config_file(work, args, "ray", 1), model, args.eval_episodes),
-            "Ray, 2 workers": evaluation_rate(ray_config, model, args.eval_episodes)}
+            "Ray, 2 workers": evaluation_rate(ray_config, model, args.eval_episodes),
+            "2 plain processes at once, no Ray": plain_processes_rate(
+                config_file(work, args, "local"), model, args.eval_episodes, 2)}
 
 
 def report_rates(args, work: Path) -> None:
