@@ -169,11 +169,12 @@ def train_preference(
             candidates = chosen_and_rejected[index]
             logps = policy.token_logps(model(pixels, state, instructions, candidates), candidates).sum(dim=-1)
             return dpo_loss(logps[:, 0], logps[:, 1], ref_by_row[index, 0], ref_by_row[index, 1], beta=config.beta)
-        own, partner = own_and_partner[index, :1], own_and_partner[index, 1]
+        own = own_and_partner[index, :1]
         if config.z0_mode == "exact":
             output = model(pixels, state, instructions, own)
         else:  # LoRA's adapters sit in the policy's own layers: this call goes through them too
-            output, partner_logps = policy.forward_with_mismatched(pixels, state, instructions, own[:, 0], partner)
+            output, partner_logps = policy.forward_with_mismatched(pixels, state, instructions, own[:, 0],
+                                                                   own_and_partner[index, 1])
         token_logps = policy.token_logps(output, own)
         policy_logps = action_logps(token_logps[:, 0], desirable, gripper)
         reference_logps = action_logps(ref.logps[index], desirable, gripper)
