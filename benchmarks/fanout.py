@@ -34,6 +34,7 @@ import importlib
 import os
 import shutil
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -44,6 +45,7 @@ from _report import RESULTS, report  # noqa: E402
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+PLAIN_TIMEOUT_SECONDS = 600  # a plain evaluation process that neither reports nor fails by then: stop
 
 
 def config_file(work: Path, args, engine: str, num_cpus: int = 2) -> Path:
@@ -194,24 +196,27 @@ def evaluation_rate(config_path: Path, model_dir: Path, episodes: int) -> float:
     return run()
 
 
-def _plain_evaluator(config_path: Path, model_dir: Path, episodes: int, indices: list[int], start,
-                     seconds) -> None:
-    """One plain process (no Ray, no Prefect, one torch thread): builds its worlds and its
-    policy copy, waits for the others, then evaluates its chunks."""
-    import torch
+def _plain_evaluator(config_path: Path, model_dir: Path, episodes: int, indices: list[int], ready,
+                     durations) -> None:
+    """One plain process (no Ray, no Prefect, one torch thread): warms up on its first chunk
+    (worlds, policy copy), as each Ray worker does in :func:`evaluation_rate`, waits for the
+    others, then evaluates its chunks. Puts its seconds, or its error, on ``durations``."""
+    try:
+        import torch
 
-    from apo_core import loop
-    from apo_core.evaluate import chunk_envs
+        from apo_core import loop
 
-    torch.set_num_threads(1)
-    config, chunks = rate_chunks(config_path, episodes)
-    for i in indices:
-        chunk_envs(config, chunks[i], render=loop.cached_policy(model_dir).config.use_image)
-    start.wait()
-    began = time.perf_counter()
-    for i in indices:
-        loop.evaluate_chunk(config, model_dir, chunks[i])
-    seconds.put(time.perf_counter() - began)
+        torch.set_num_threads(1)
+        config, chunks = rate_chunks(config_path, episodes)
+        loop.evaluate_chunk(config, model_dir, chunks[indices[0]])
+        ready.wait(timeout=PLAIN_TIMEOUT_SECONDS)
+        began = time.perf_counter()
+        for i in indices:
+            loop.evaluate_chunk(config, model_dir, chunks[i])
+        durations.put(time.perf_counter() - began)
+    except BaseException as error:
+        ready.abort()  # the others (and the parent) stop waiting for this one
+        durations.put(f"{type(error).__name__}: {error}")
 
 
 def plain_processes_rate(config_path: Path, model_dir: Path, episodes: int, processes: int) -> float:
@@ -221,17 +226,25 @@ def plain_processes_rate(config_path: Path, model_dir: Path, episodes: int, proc
 
     context = multiprocessing.get_context("spawn")  # one EGL context per process, as on Ray
     _, chunks = rate_chunks(config_path, episodes)
-    start, seconds = context.Barrier(processes + 1), context.Queue()
-    workers = [context.Process(target=_plain_evaluator, args=(config_path, model_dir, episodes,
-                                                               list(range(k, len(chunks), processes)), start, seconds))
+    processes = min(processes, len(chunks))
+    ready, durations = context.Barrier(processes + 1), context.Queue()
+    workers = [context.Process(target=_plain_evaluator,
+                               args=(config_path, model_dir, episodes, list(range(k, len(chunks), processes)),
+                                     ready, durations))
                for k in range(processes)]
     for worker in workers:
         worker.start()
-    start.wait()
-    slowest = max(seconds.get() for _ in workers)
+    try:
+        ready.wait(timeout=PLAIN_TIMEOUT_SECONDS)
+    except threading.BrokenBarrierError:
+        pass  # a worker failed: its error is on the queue
+    results = [durations.get(timeout=PLAIN_TIMEOUT_SECONDS) for _ in workers]
     for worker in workers:
         worker.join()
-    return episodes / slowest
+    errors = [result for result in results if isinstance(result, str)]
+    if errors:
+        raise RuntimeError(f"a plain evaluation process failed: {errors[0]}")
+    return episodes / max(results)
 
 
 def evaluation_rates(args, work: Path) -> dict[str, float]:
@@ -240,13 +253,12 @@ def evaluation_rates(args, work: Path) -> dict[str, float]:
     from apo_core.config import load_config
     from apo_core.layout import round_dir
 
-    ray_config = config_file(work, args, "ray")
+    local_config, ray_config = config_file(work, args, "local"), config_file(work, args, "ray")
     model = round_dir(load_config(ray_config, {"paths": {"workdir": str(work / "ray")}}), 1) / "model"
-    return {"this process": evaluation_rate(config_file(work, args, "local"), model, args.eval_episodes),
+    return {"this process": evaluation_rate(local_config, model, args.eval_episodes),
             "Ray, 1 worker": evaluation_rate(config_file(work, args, "ray", 1), model, args.eval_episodes),
             "Ray, 2 workers": evaluation_rate(ray_config, model, args.eval_episodes),
-            "2 plain processes at once, no Ray": plain_processes_rate(
-                config_file(work, args, "local"), model, args.eval_episodes, 2)}
+            "2 plain processes at once, no Ray": plain_processes_rate(local_config, model, args.eval_episodes, 2)}
 
 
 def report_rates(args, work: Path) -> None:

@@ -198,6 +198,9 @@ class ApoVlaPolicy(nn.Module):
         cut back to it), so it costs D - 1 tokens instead of the prefix + D - 1; its first
         token's distribution depends on the prefix alone, so it is the own pass's.
         """
+        if mismatched_bins.shape != action_bins.shape or action_bins.dim() != 2:
+            raise ValueError(f"forward_with_mismatched: expected own and mismatched bins of one shape [B, D], got "
+                             f"{list(action_bins.shape)} and {list(mismatched_bins.shape)}")
         dims = action_bins.shape[-1]
         embeds, pooled = self.prefix(pixels, state, instruction_ids)
         logprobs, cache = self._teacher_forced(embeds, action_bins, use_cache=True)
