@@ -20,10 +20,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import report  # noqa: E402
 
-from apo_core.action_tokenizer import ActionTokenizer  # noqa: E402
 from apo_core.config import load_config  # noqa: E402
+from apo_core.data.steps import Steps  # noqa: E402
+from apo_core.labels import ActedBy, Label  # noqa: E402
 from apo_core.objectives import action_logps, apo_loss, greedy_l1_error, nll_loss  # noqa: E402
-from apo_core.policy import ApoVlaConfig, ApoVlaPolicy, instruction_vocab  # noqa: E402
+from apo_core.policy import ApoVlaPolicy  # noqa: E402
+from apo_core.training.bc import build_policy  # noqa: E402
 
 INSTRUCTION = "push the puck to the goal"
 
@@ -45,14 +47,34 @@ def timed(fns, repeats: int, rounds: int = 5) -> list[float]:
 
 
 def default_policy() -> ApoVlaPolicy:
-    """A fresh policy shaped as the embedded defaults' (``policy:`` in configs/default.yaml)."""
-    settings = load_config().policy
-    torch.manual_seed(0)
-    config = ApoVlaConfig(instruction_vocab=instruction_vocab([INSTRUCTION]), use_image=settings.use_image,
-                          state_inputs=settings.state_inputs, patch_size=settings.patch_size,
-                          vision_hidden_size=settings.vision_hidden_size, vision_layers=settings.vision_layers,
-                          hidden_size=settings.hidden_size, decoder_layers=settings.decoder_layers)
-    return ApoVlaPolicy(config, ActionTokenizer.fit(np.random.default_rng(0).normal(size=(100, 4))))
+    """A fresh policy as the bootstrap builds it for the embedded defaults (``policy:`` in
+    configs/default.yaml), its statistics from random stand-in expert steps."""
+    config, rows = load_config(), 100
+    rng = np.random.default_rng(0)
+    expert_steps = Steps(
+        images=np.zeros((rows, config.env.image_size, config.env.image_size, 3), dtype=np.uint8),
+        proprio=rng.normal(size=(rows, 4)).astype(np.float32),
+        environment_state=rng.normal(size=(rows, 17)).astype(np.float32),
+        actions=rng.normal(size=(rows, 4)).astype(np.float32),
+        policy_actions=np.full((rows, 4), np.nan, dtype=np.float32),
+        acted_by=np.full(rows, ActedBy.EXPERT_DEMO, dtype=np.int8),
+        labels=np.full(rows, Label.HUMAN, dtype=np.int8),
+        instructions=np.array([INSTRUCTION] * rows, dtype=object),
+        episode_ids=np.array(["stand-in"] * rows, dtype=object),
+        success=np.ones(rows, dtype=bool),
+    )
+    return build_policy(expert_steps, config.policy, image_size=config.env.image_size, action_dim=4, gripper_dim=3,
+                        seed=0)
+
+
+def observations(policy: ApoVlaPolicy, batch: int, generator: torch.Generator):
+    """Random policy inputs for ``batch`` observations: pixels (None without a vision tower),
+    state, instruction ids."""
+    size = policy.config.image_size
+    pixels = (policy.pixels(torch.randint(0, 256, (batch, size, size, 3), dtype=torch.uint8, generator=generator))
+              if policy.config.use_image else None)
+    state = torch.randn(batch, policy.config.state_dim, generator=generator)
+    return pixels, state, policy.instruction_ids([INSTRUCTION] * batch)
 
 
 def main() -> None:
@@ -67,10 +89,7 @@ def main() -> None:
     rows = []
     for batch in (16, 32):
         g = torch.Generator().manual_seed(batch)
-        pixels = (policy.pixels(torch.randint(0, 256, (batch, 64, 64, 3), dtype=torch.uint8, generator=g))
-                  if policy.config.use_image else None)
-        state = torch.randn(batch, policy.config.state_dim, generator=g)
-        ids = policy.instruction_ids([INSTRUCTION] * batch)
+        pixels, state, ids = observations(policy, batch, g)
         bins = torch.randint(0, 255, (batch, 4), generator=g)
         mismatched = bins.roll(1, dims=0)
         ref, ref_mismatched = torch.randn(batch, generator=g), torch.randn(batch, generator=g)
@@ -106,11 +125,7 @@ def main() -> None:
                      round(two_pass_ms, 1)])
     policy.eval()
     for batch in (1, 16):
-        g = torch.Generator().manual_seed(batch)
-        pixels = (policy.pixels(torch.randint(0, 256, (batch, 64, 64, 3), dtype=torch.uint8, generator=g))
-                  if policy.config.use_image else None)
-        state = torch.randn(batch, policy.config.state_dim, generator=g)
-        ids = policy.instruction_ids([INSTRUCTION] * batch)
+        pixels, state, ids = observations(policy, batch, torch.Generator().manual_seed(batch))
         [decode_ms] = timed([lambda: policy.generate(pixels, state, ids)], args.repeats)
         rows.append([f"greedy decode, batch {batch}", round(decode_ms, 1), "", "", ""])
     report("step_cost", ["what", "NLL ms (or decode ms)", "APO ms", "APO / NLL", "APO ms, mismatched pair in a "
