@@ -9,7 +9,8 @@ round, then runs one `lifelong-round` flow on each copy under the real Prefect e
 (a local Ray with 2 CPUs: the robots collect in parallel, the evaluation runs in chunks).
 Both rounds collect the same episodes (the fleet's seeds do not depend on where it runs)
 and evaluate the same seeds. With ``--pairs N`` the two rounds are timed N times in turn
-(serial, Ray, serial, Ray, ...) and the timings are their means.
+(serial then Ray, Ray then serial, ...), the timings are their means, and the pairs' ratios
+get a 95% interval.
 
 The Ray round runs on a started cluster whose workers have built their worlds, as every
 round of `apo run` after the first does (one cluster for all its rounds) and a learner on
@@ -17,13 +18,14 @@ a running cluster does; the serial round's process has built its worlds too. The
 the warm-ups are timed apart, and the ratio is also given as if both rounds had paid them.
 Goals: wall-time ratio Ray / serial <= 0.6; Ray's start plus its per-task cost <= 5% of the
 round. Each round is split into its phases (collect; dataset + update, which on Ray run
-side by side; evaluate; the rest: deploy, publish, promote, report), and the ceiling is
-given: the ratio if every phase had the best phase's speed-up.
+side by side; evaluate; the rest: deploy, publish, promote, report), and two bounds are
+given: the ratio had the learner (dataset + update) cost nothing in both rounds, and had
+collection and evaluation split exactly x2 with the learner as measured.
 
 Then evaluation alone, the round's model on ``--eval-episodes`` validation seeds in chunks
 of cluster.eval_chunk_episodes: in this process, on Ray with 1 worker, and with 2 workers
-(episodes per second), to project the scaling to a cluster; and in 2 plain processes at
-once, without Ray or Prefect, which is what this machine gives two processes. Writes
+(episodes per second), to project the scaling to a cluster; and in 1 plain process and 2
+at once, without Ray or Prefect, which is what this machine itself gives two processes. Writes
 benchmarks/results/fanout.json; run it alone on the machine.
 """
 
@@ -125,22 +127,36 @@ def timed_round(config_path: Path, workdir: Path) -> dict[str, float]:
 
 
 def paired_rounds(work: Path, serial_config: Path, ray_config: Path, pairs: int) -> tuple[dict, dict, list[float]]:
-    """The round ``pairs`` times serially and then on Ray, each from its own copy of the
-    bootstrap. This machine's speed drifts (one round serially: 148-199 s between runs), so
-    each Ray round is set beside the serial round just before it. Returns each timing's
-    mean over the pairs, and every pair's ratio."""
-    serial_runs, ray_runs = [], []
-    for _ in range(pairs):
+    """The round ``pairs`` times serially and on Ray, each from its own copy of the
+    bootstrap. This machine's speed drifts (one round serially: 148-209 s between runs), so
+    each Ray round is set beside the serial round next to it, and every other pair runs Ray
+    first so that neither side always comes second. Returns each timing's mean over the
+    pairs, and every pair's ratio."""
+    runs: dict[str, list[dict]] = {"serial": [], "ray": []}
+    configs = {"serial": serial_config, "ray": ray_config}
+    for pair in range(pairs):
         for copy in ("serial", "ray"):
             shutil.rmtree(work / copy, ignore_errors=True)
             shutil.copytree(work / "base", work / copy)
-        serial_runs.append(timed_round(serial_config, work / "serial"))
-        ray_runs.append(timed_round(ray_config, work / "ray"))
+        for copy in ("serial", "ray") if pair % 2 == 0 else ("ray", "serial"):
+            runs[copy].append(timed_round(configs[copy], work / copy))
+    serial_runs, ray_runs = runs["serial"], runs["ray"]
 
     def mean(runs: list[dict]) -> dict:
         return {key: sum(run[key] for run in runs) / len(runs) for key in runs[0]}
 
     return mean(serial_runs), mean(ray_runs), [r["round"] / s["round"] for s, r in zip(serial_runs, ray_runs)]
+
+
+def mean_interval(values: list[float]) -> tuple[float, float, float]:
+    """The mean of ``values`` and its 95% Student-t interval (the pairs' ratios)."""
+    from scipy import stats
+
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return mean, mean, mean
+    low, high = stats.t.interval(0.95, len(values) - 1, loc=mean, scale=stats.sem(values))
+    return mean, float(low), float(high)
 
 
 def per_task_cost(config_path: Path) -> float:
@@ -249,7 +265,7 @@ def plain_processes_rate(config_path: Path, model_dir: Path, episodes: int, proc
 
 def evaluation_rates(args, work: Path) -> dict[str, float]:
     """Episodes per second of the Ray round's model: in this process, on 1 and on 2 Ray
-    workers, and in 2 plain processes at once (what two processes get here without Ray)."""
+    workers, and in 1 plain process and 2 at once (what two processes get here without Ray)."""
     from apo_core.config import load_config
     from apo_core.layout import round_dir
 
@@ -258,13 +274,20 @@ def evaluation_rates(args, work: Path) -> dict[str, float]:
     return {"this process": evaluation_rate(local_config, model, args.eval_episodes),
             "Ray, 1 worker": evaluation_rate(config_file(work, args, "ray", 1), model, args.eval_episodes),
             "Ray, 2 workers": evaluation_rate(ray_config, model, args.eval_episodes),
+            "1 plain process, no Ray": plain_processes_rate(local_config, model, args.eval_episodes, 1),
             "2 plain processes at once, no Ray": plain_processes_rate(local_config, model, args.eval_episodes, 2)}
+
+
+def rate_rows(rates: dict[str, float]) -> list[list]:
+    """[where, episodes/s, speed-up over this process]; then the two cores' own scaling."""
+    plain = rates["2 plain processes at once, no Ray"] / rates["1 plain process, no Ray"]
+    return [*([where, round(rate, 2), f"x{rate / rates['this process']:.2f}"] for where, rate in rates.items()),
+            ["2 plain processes over 1: what two cores give here", "-", f"x{plain:.2f}"]]
 
 
 def report_rates(args, work: Path) -> None:
     rates = evaluation_rates(args, work)
-    report("fanout-rates", ["where", "episodes/s", "speed-up"],
-           [[where, round(rate, 2), f"x{rate / rates['this process']:.2f}"] for where, rate in rates.items()],
+    report("fanout-rates", ["where", "episodes/s", "speed-up"], rate_rows(rates),
            {"evaluation_episodes_per_second": rates, "eval_episodes": args.eval_episodes})
 
 
@@ -297,6 +320,7 @@ def main() -> None:
         (work / "base" / "bootstrapped").touch()
     serial_config, ray_config = config_file(work, args, "local"), config_file(work, args, "ray")
     serial, on_ray, pair_ratios = paired_rounds(work, serial_config, ray_config, args.pairs)
+    ratio_interval = mean_interval(pair_ratios)
     per_task = per_task_cost(ray_config)
     from apo_core.config import load_config
     from apo_core.evaluate import evaluation_chunks
@@ -314,8 +338,10 @@ def main() -> None:
     rows = [["round, serial (engine: local, warm)", round(serial["round"], 1), "-"],
             ["round, Ray with 2 workers (started, warm)", round(round_s, 1),
              f"ratio {round_s / serial['round']:.2f} (goal <= 0.6)"],
-            *([[f"ratio of each pair ({len(pair_ratios)}: serial, then Ray)", "-",
-                 ", ".join(f"{ratio:.2f}" for ratio in pair_ratios)]] if len(pair_ratios) > 1 else []),
+            *([[f"ratio of each pair ({len(pair_ratios)}, in turn)", "-",
+                 ", ".join(f"{ratio:.2f}" for ratio in pair_ratios)],
+               ["ratio per pair: mean [95% interval]", "-", "{:.2f} [{:.2f}, {:.2f}]".format(*ratio_interval)]]
+              if len(pair_ratios) > 1 else []),
             ["Ray start + worker warm-up, once per cluster", round(on_ray["ray start"] + on_ray["warm-up"], 1),
              f"if both rounds paid their warm-ups: ratio {cold_round / cold_serial:.2f}"],
             ["serial warm-up (this process builds its worlds), once", round(serial["warm-up"], 1),
@@ -330,14 +356,18 @@ def main() -> None:
              "(goal <= 5%)"]]
     rows += [[f"  {phase}: serial / Ray", f"{serial[phase]:.1f} / {on_ray[phase]:.1f}",
               f"x{serial[phase] / max(on_ray[phase], 1e-9):.2f}"] for phase in (*PHASES, *DATASET, "rest")]
-    # No phase splits better than its best speed-up: with every phase at it, the ratio would be 1 / best.
-    best = max(serial[phase] / max(on_ray[phase], 1e-9) for phase in PHASES)
-    rows += [["ceiling: every phase as fast as the best one", "-", f"x{best:.2f}: ratio {1 / best:.2f} at best"]]
-    rows += [[f"evaluation, {where}", f"{rate:.2f} episodes/s", f"x{rate / rates['this process']:.2f}"]
-             for where, rate in rates.items()]
+    # What each kind of work would allow alone: the learner gone from both rounds, or the
+    # split phases at exactly x2 (two cores' limit) with the learner as it ran.
+    learner, split = "dataset + update", ("collect", "evaluate")
+    free_learner = (round_s - on_ray[learner]) / (serial["round"] - serial[learner])
+    perfect_split = (round_s - sum(on_ray[phase] - serial[phase] / 2 for phase in split)) / serial["round"]
+    rows += [["bound: dataset + update free in both rounds", "-", f"ratio {free_learner:.2f}"],
+             ["bound: collect and evaluate split exactly x2", "-", f"ratio {perfect_split:.2f}"]]
+    rows += [[f"evaluation, {where}", f"{rate} episodes/s" if rate != "-" else rate, speed_up]
+             for where, rate, speed_up in (rate_rows(rates) if rates else [])]
     report("fanout", ["what", "seconds", "note"], rows,
            {"serial": serial, "ray": on_ray, "ratio": round_s / serial["round"],
-            "pair_ratios": pair_ratios, "ratio_ceiling": 1 / best,
+            "pair_ratios": pair_ratios, "pair_ratio_mean_ci95": ratio_interval, "ratio_free_learner": free_learner, "ratio_perfect_split": perfect_split,
             "ratio_paying_start_and_warm_up": cold_round / cold_serial, "ray_start_seconds": ray_start,
             "per_task_seconds": per_task, "overhead_share_one_round": (ray_start + task_cost) / round_s,
             "evaluation_episodes_per_second": rates, "robots": args.robots, "eval_episodes": args.eval_episodes,
