@@ -367,7 +367,8 @@ def main() -> None:
              for where, rate, speed_up in (rate_rows(rates) if rates else [])]
     report("fanout", ["what", "seconds", "note"], rows,
            {"serial": serial, "ray": on_ray, "ratio": round_s / serial["round"],
-            "pair_ratios": pair_ratios, "pair_ratio_mean_ci95": ratio_interval, "ratio_free_learner": free_learner, "ratio_perfect_split": perfect_split,
+            "pair_ratios": pair_ratios, "pair_ratio_mean_ci95": ratio_interval,
+            "ratio_free_learner": free_learner, "ratio_perfect_split": perfect_split,
             "ratio_paying_start_and_warm_up": cold_round / cold_serial, "ray_start_seconds": ray_start,
             "per_task_seconds": per_task, "overhead_share_one_round": (ray_start + task_cost) / round_s,
             "evaluation_episodes_per_second": rates, "robots": args.robots, "eval_episodes": args.eval_episodes,
