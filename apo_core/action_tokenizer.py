@@ -1,4 +1,4 @@
-"""OpenVLA-style action tokens (APO_SPEC.md §4), generic over the action dim D.
+"""OpenVLA-style action tokens (docs/apo.md §4), generic over the action dim D.
 
     normalise:  a_n = clip(2 (a - q01) / (q99 - q01 + 1e-8) - 1, -1, 1)   per dim,
                 with q01/q99 the 1%/99% quantiles of the expert actions;

@@ -24,7 +24,7 @@ class Actor(Protocol):
 
 
 class RandomActor:
-    """Uniform actions in [-1, 1]^D, seeded per episode: the worst policy, for tests/demos."""
+    """Uniform actions in [-1, 1]^D, seeded per episode: the worst policy, for tests and demos."""
 
     name = "random"
 

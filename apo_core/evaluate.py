@@ -18,12 +18,12 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from apo_core.actors import Actor
-from apo_core.collect import play_episode
 from apo_core.config import ApoConfig
 from apo_core.envs import process_env, process_envs
 from apo_core.envs.base import RobotEnv
 from apo_core.human import ScriptedExpert, SimulatedHuman
 from apo_core.labels import ActedBy
+from apo_core.recording.collector import play_episode
 from apo_core.statistics import wilson_interval
 
 NO_PERTURBATION = "none"

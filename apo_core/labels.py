@@ -1,4 +1,4 @@
-"""Per-step APO labels (APO_SPEC.md §2).
+"""Per-step APO labels (docs/apo.md §2).
 
 Every recorded step gets one label ``c``:
 
@@ -39,7 +39,7 @@ class ActedBy(IntEnum):
 
 
 class Label(IntEnum):
-    """The APO label c of a step (APO_SPEC.md §2)."""
+    """The APO label c of a step (docs/apo.md §2)."""
 
     DROPPED = -1
     FAILURE_PRONE = 0
@@ -66,7 +66,7 @@ def retained_steps(
     noop_threshold: float = 0.05,
     noop_dims: int = 6,
 ) -> np.ndarray | None:
-    """The authors' optional step filters (APO_SPEC.md §2, code-only).
+    """The authors' optional step filters (docs/apo.md §2, code-only).
 
     Returns a bool mask of the steps kept, or None when no filter is on. Out of range:
     any normalised action component outside [-1, 1]. No-op: sum of |a_0..a_{noop_dims-1}|
@@ -95,7 +95,7 @@ def label_steps(
     episode_success: bool = True,
     label_unrescued_failure: bool = False,
 ) -> np.ndarray:
-    """Label one episode's steps with c ∈ {-1, 0, 1, 2} (APO_SPEC.md §2).
+    """Label one episode's steps with c ∈ {-1, 0, 1, 2} (docs/apo.md §2).
 
     Args:
         acted_by: [T] ints of :class:`ActedBy`, in step order.

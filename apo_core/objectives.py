@@ -1,4 +1,4 @@
-"""Training objectives as pure functions on tensors (APO_SPEC.md §5, §7).
+"""Training objectives as pure functions on tensors (docs/apo.md §5, §7).
 
 Notation (per sample i, action tokens y = y_1..y_D of observation o):
     logp_θ(i)  = sum over counted tokens t of log π_θ(y_t | o, y_<t)
@@ -27,27 +27,17 @@ import torch.nn.functional as F
 SUBSET_SMOOTHING = 1e-4
 
 
-def action_logps(
-    token_logps: torch.Tensor,
-    desirable: torch.Tensor,
-    gripper_dim: int | None,
-    *,
-    ignore_gripper_when_undesirable: bool = True,
-) -> torch.Tensor:
+def action_logps(token_logps: torch.Tensor, desirable: torch.Tensor, undesirable_skips: int | None) -> torch.Tensor:
     """Per-sample sums of action-token log-probs [B, D] -> [B].
 
-    The supplementary ignores the gripper token's reject reward, so for undesirable samples
-    the gripper token is left out of the sum (APO_SPEC.md §5).
+    The supplementary ignores the gripper token's reject reward: for undesirable samples
+    the token at ``undesirable_skips`` (the gripper dim, or None to count every token) is
+    left out of the sum (docs/apo.md §5, ``train.ignore_gripper_when_undesirable``).
     """
     counted = torch.ones_like(token_logps, dtype=torch.bool)
-    if ignore_gripper_when_undesirable and gripper_dim is not None:
-        counted[:, gripper_dim] = desirable
+    if undesirable_skips is not None:
+        counted[:, undesirable_skips] = desirable
     return (token_logps * counted).sum(dim=-1)
-
-
-def mismatched_kl_logps(token_logps_of_rolled_pairs: torch.Tensor) -> torch.Tensor:
-    """Per-sample sums over all action tokens for the mismatched (o_i, y_{i+1}) pairs."""
-    return token_logps_of_rolled_pairs.sum(dim=-1)
 
 
 def exact_token_kl(policy_token_logprobs: torch.Tensor, ref_token_logprobs: torch.Tensor) -> torch.Tensor:
@@ -153,7 +143,7 @@ def apo_loss(
     weight_norm: Literal["batch", "subset"] = "batch",
     desirable_mass_ratio: float | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """APO (APO_SPEC.md §5): mean over the batch of λ_i · L_i (λ optionally mass-balanced).
+    """APO (docs/apo.md §5): mean over the batch of λ_i · L_i (λ optionally mass-balanced).
 
     All ``*_logps`` are per-sample sums over the counted action tokens, shape [B];
     ``desirable`` is bool [B]; ``l1_error`` float [B] (NaN = undecodable, weight 1).

@@ -1,4 +1,4 @@
-"""Balanced preference batches (APO_SPEC.md §3).
+"""Balanced preference batches (docs/apo.md §3).
 
 Every batch mixes three pools in fixed proportions, by default (paper):
     50% "correct"  (expert demonstration steps; the public code adds autonomous steps),
@@ -114,7 +114,7 @@ class BalancedBatchSampler:
 
 
 def sirius_ratios(intervention_share: float = 0.5, pre_intervention_share: float = 0.002) -> dict[str, float]:
-    """Sirius's loss mass per class, as pool shares of every batch (APO_SPEC.md §9).
+    """Sirius's loss mass per class, as pool shares of every batch (docs/apo.md §9).
 
     Human interventions carry ``intervention_share`` of the mass, the steps just before a
     takeover (failure-prone) ``pre_intervention_share``, and the rest goes to the

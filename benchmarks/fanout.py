@@ -98,10 +98,10 @@ def timed_round(config_path: Path, workdir: Path) -> dict[str, float]:
     from prefect import flow
 
     from apo_core.config import load_config
-    from apo_core.layout import loop_tasks
-    from apo_core.loop import prepare_worker
+    from apo_core.loop.layout import loop_tasks
+    from apo_core.loop.learner import prepare_worker
     from flows.lifelong import lifelong_round
-    from tasks.fleet import ray_cluster
+    from tasks.fanout import ray_cluster
 
     seconds: dict[str, float] = dict.fromkeys({**PHASES, **DATASET}, 0.0)
 
@@ -164,7 +164,7 @@ def per_task_cost(config_path: Path) -> float:
     from prefect import flow, task
 
     from apo_core.config import load_config
-    from tasks.fleet import Fleet, ray_cluster
+    from tasks.fanout import FanOut, ray_cluster
 
     @task(name="no-op")
     def no_op(i: int) -> int:
@@ -174,10 +174,10 @@ def per_task_cost(config_path: Path) -> float:
 
     @flow(name="ray-task-cost")
     def measure() -> float:
-        with ray_cluster(config), Fleet(config) as fleet:
-            fleet.map(no_op, [dict(i=i) for i in range(4)])  # after the workers' warm-ups
+        with ray_cluster(config), FanOut(config) as fan_out:
+            fan_out.map(no_op, [dict(i=i) for i in range(4)])  # after the workers' warm-ups
             start = time.perf_counter()
-            fleet.map(no_op, [dict(i=i) for i in range(40)])
+            fan_out.map(no_op, [dict(i=i) for i in range(40)])
             return (time.perf_counter() - start) / 40 * 2  # 2 workers run them side by side
     return measure()
 
@@ -195,7 +195,7 @@ def evaluation_rate(config_path: Path, model_dir: Path, episodes: int) -> float:
     """Episodes per second of one model's evaluation on ``episodes`` validation seeds."""
     from prefect import flow
 
-    from tasks.fleet import Fleet, ray_cluster
+    from tasks.fanout import FanOut, ray_cluster
     from tasks.round_tasks import evaluate_chunk
 
     config, chunks = rate_chunks(config_path, episodes)
@@ -203,11 +203,11 @@ def evaluation_rate(config_path: Path, model_dir: Path, episodes: int) -> float:
 
     @flow(name="evaluation-rate")
     def run() -> float:
-        with ray_cluster(config), Fleet(config) as fleet:
+        with ray_cluster(config), FanOut(config) as fan_out:
             # Warm every worker (imports, envs, policy copy: ~20 s each), not just one.
-            fleet.map(evaluate_chunk, [dict(config=config, model_dir=model_dir, chunk=c) for c in chunks[:workers]])
+            fan_out.map(evaluate_chunk, [dict(config=config, model_dir=model_dir, chunk=c) for c in chunks[:workers]])
             start = time.perf_counter()
-            fleet.map(evaluate_chunk, [dict(config=config, model_dir=model_dir, chunk=c) for c in chunks])
+            fan_out.map(evaluate_chunk, [dict(config=config, model_dir=model_dir, chunk=c) for c in chunks])
             return episodes / (time.perf_counter() - start)
     return run()
 
@@ -220,15 +220,15 @@ def _plain_evaluator(config_path: Path, model_dir: Path, episodes: int, indices:
     try:
         import torch
 
-        from apo_core import loop
+        from apo_core.loop import learner
 
         torch.set_num_threads(1)
         config, chunks = rate_chunks(config_path, episodes)
-        loop.evaluate_chunk(config, model_dir, chunks[indices[0]])
+        learner.evaluate_chunk(config, model_dir, chunks[indices[0]])
         ready.wait(timeout=PLAIN_TIMEOUT_SECONDS)
         began = time.perf_counter()
         for i in indices:
-            loop.evaluate_chunk(config, model_dir, chunks[i])
+            learner.evaluate_chunk(config, model_dir, chunks[i])
         durations.put(time.perf_counter() - began)
     except BaseException as error:
         ready.abort()  # the others (and the parent) stop waiting for this one
@@ -267,7 +267,7 @@ def evaluation_rates(args, work: Path) -> dict[str, float]:
     """Episodes per second of the Ray round's model: in this process, on 1 and on 2 Ray
     workers, and in 1 plain process and 2 at once (what two processes get here without Ray)."""
     from apo_core.config import load_config
-    from apo_core.layout import round_dir
+    from apo_core.loop.layout import round_dir
 
     local_config, ray_config = config_file(work, args, "local"), config_file(work, args, "ray")
     model = round_dir(load_config(ray_config, {"paths": {"workdir": str(work / "ray")}}), 1) / "model"
@@ -324,7 +324,7 @@ def main() -> None:
     per_task = per_task_cost(ray_config)
     from apo_core.config import load_config
     from apo_core.evaluate import evaluation_chunks
-    from apo_core.loop import round_suites
+    from apo_core.loop.learner import round_suites
 
     config = load_config(ray_config)
     tasks_per_round = len(config.collect.robots) + len(evaluation_chunks(config, tasks=config.env.tasks[:1],

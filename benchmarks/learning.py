@@ -49,21 +49,6 @@ METHODS = {
 }
 
 
-def parse_settings(pairs: list[str]) -> dict:
-    """``["train.lr=1e-4", "train.update_params=full"]`` -> a nested override dict (values as YAML)."""
-    import yaml
-
-    nested: dict = {}
-    for pair in pairs:
-        key, _, value = pair.partition("=")
-        *parents, leaf = key.split(".")
-        node = nested
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = yaml.safe_load(value)
-    return nested
-
-
 def seeded_config(config_path: Path | None, seed: int, extra: dict | None = None, settings: dict | None = None):
     """The config of one benchmark seed: its own collection seeds and training seed."""
     from apo_core.config import load_config, with_overrides
@@ -80,7 +65,7 @@ def seeded_config(config_path: Path | None, seed: int, extra: dict | None = None
 
 def play(config, task: str, actor, human, seeds: list[int], source: str):
     """Episodes in memory (no store): the benchmark measures learning, not storage."""
-    from apo_core.collect import play_episode
+    from apo_core.recording.collector import play_episode
 
     env = _env(config, task, render=False)  # the human and a state-only policy read no pixels
     episodes = []
@@ -113,10 +98,10 @@ def labelled(config, episodes):
 
 
 def score(config, policy, task: str, split: str, episodes: int | None = None) -> dict:
-    """Gate metrics (apo_core.gate.summarise) of ``policy`` on the seeds of ``split``."""
+    """Gate metrics (apo_core.registry.gate.summarise) of ``policy`` on the seeds of ``split``."""
     from apo_core.evaluate import evaluate
-    from apo_core.gate import summarise
     from apo_core.policy.actor import VlaActor
+    from apo_core.registry.gate import summarise
 
     results = evaluate(config, lambda env: VlaActor(policy, env.instruction), tasks=[task], split=split,
                        episodes=episodes, render=policy.config.use_image)
@@ -128,7 +113,7 @@ def base_job(config_path: Path | None, settings: dict, seed: int, work: Path, te
     import torch
 
     from apo_core.human import ScriptedExpert
-    from apo_core.loop import train_policy
+    from apo_core.loop.learner import train_policy
 
     config = seeded_config(config_path, seed, settings=settings)
     torch.set_num_threads(1)
@@ -154,12 +139,12 @@ def method_job(config_path: Path | None, settings: dict, seed: int, name: str, r
     """``rounds`` rounds of the loop with one method, from the seed's round 0."""
     import torch
 
-    from apo_core.gate import paired_gain, promotion_decision
     from apo_core.human import ScriptedExpert, SimulatedHuman
     from apo_core.labels import Label
-    from apo_core.loop import train_policy
+    from apo_core.loop.learner import train_policy
     from apo_core.policy import ApoVlaPolicy
     from apo_core.policy.actor import VlaActor
+    from apo_core.registry.gate import paired_gain, promotion_decision
 
     method, overrides = METHODS[name]
     config = seeded_config(config_path, seed, {"train": overrides}, settings)
@@ -291,6 +276,8 @@ def plot(bases: list[dict], runs: list[dict], rounds: int, path: Path) -> Path:
 
 
 def main() -> None:
+    from apo_core.config import parse_assignments
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--rounds", type=int, default=3)
@@ -305,7 +292,7 @@ def main() -> None:
                         help="reuse the round-0 models of an earlier run <NAME> (same demos and BC settings)")
     parser.add_argument("--report-only", action="store_true", help="report the finished jobs; run nothing")
     args = parser.parse_args()
-    settings = parse_settings(args.settings)
+    settings = parse_assignments(args.settings)
 
     work = RESULTS / f"{args.name}-work"
     if args.base_from:

@@ -27,8 +27,8 @@ from _report import RESULTS, report  # noqa: E402
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
-from apo_core import loop, robots  # noqa: E402
 from apo_core.data import round_dataset  # noqa: E402
+from apo_core.loop import learner, robots  # noqa: E402
 from flows.lifelong import bootstrap, lifelong_round  # noqa: E402
 
 COLLECT, TRAIN, EVALUATE = "collect", "train", "evaluate"
@@ -38,13 +38,13 @@ MODEL_STORE = "model store (download, publish, promote)"
 PREFECT = "Prefect (flow, tasks, events, artifacts)"
 TIMED = [  # (module, function, category); append_round runs inside build_dataset
     (robots, "collect_interactions", COLLECT),
-    (loop, "train_round", TRAIN),
-    (loop, "evaluate_chunk", EVALUATE),
-    (loop, "build_dataset", VERSIONING),
+    (learner, "train_round", TRAIN),
+    (learner, "evaluate_chunk", EVALUATE),
+    (learner, "build_dataset", VERSIONING),
     (round_dataset, "append_round", DATASET),
     (robots, "deploy_champion", MODEL_STORE),
-    (loop, "publish_round", MODEL_STORE),
-    (loop, "promote_if_better", MODEL_STORE),
+    (learner, "publish_round", MODEL_STORE),
+    (learner, "promote_if_better", MODEL_STORE),
 ]
 WORK = {COLLECT, TRAIN, EVALUATE}
 

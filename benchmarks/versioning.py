@@ -18,13 +18,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import RESULTS, report  # noqa: E402
 
 from apo_core.actors import RandomActor  # noqa: E402
-from apo_core.collect import collect_episodes  # noqa: E402
 from apo_core.config import load_config  # noqa: E402
 from apo_core.data.dataset import append_round  # noqa: E402
 from apo_core.data.round_dataset import workspace_for  # noqa: E402
 from apo_core.envs import make_env  # noqa: E402
-from apo_core.episode_store import EpisodeStore  # noqa: E402
 from apo_core.human import ScriptedExpert, SimulatedHuman  # noqa: E402
+from apo_core.recording.collector import collect_episodes  # noqa: E402
+from apo_core.recording.store import EpisodeStore  # noqa: E402
 
 
 def main() -> None:

@@ -5,7 +5,7 @@ User errors (bad config, unknown task, unwritable directory...) print one line a
 Heavy libraries (torch, mujoco, lerobot) are imported inside the commands that need them.
 This module builds the parser and dispatches; the commands live in one module per group:
 cli_collect (collect, train, evaluate), cli_datasets (dataset, lineage),
-cli_registry (publish, rounds, rollback, audit) and cli_loop (demo, run).
+cli_registry (publish, rounds, rollback, audit), cli_loop (demo, run) and cli_config (config).
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import os
 import sys
 from pathlib import Path
 
-from apo_core.config import load_config
+from apo_core.config import load_with_sources, parse_assignments
 from apo_core.errors import ApoError
-from flows import cli_collect, cli_datasets, cli_loop, cli_registry
+from flows import cli_collect, cli_config, cli_datasets, cli_loop, cli_registry
 from flows.cli_common import UPDATE_METHODS
 
 EXIT_USER_ERROR = 2
@@ -27,17 +27,24 @@ __all__ = ["EXIT_USER_ERROR", "UPDATE_METHODS", "main"]
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="apo", description=__doc__.splitlines()[0])
-    parser.add_argument("--config", type=Path, default=None, help="YAML config (default: configs/default.yaml)")
+    parser.add_argument("--config", type=Path, default=None, help="YAML config naming the keys it changes (every default: configs/default.yaml)")
     parser.add_argument("--workdir", type=Path, default=None, help="override paths.workdir")
+    parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
+                        help="set any config key, e.g. --set train.lr=1e-4 (repeatable)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and Prefect's own console logs")
     commands = parser.add_subparsers(dest="command", required=True)
-    for group in (cli_collect, cli_datasets, cli_registry, cli_loop):  # the order of `apo --help`
+    for group in (cli_collect, cli_datasets, cli_registry, cli_loop, cli_config):  # the order of `apo --help`
         group.add_commands(commands)
     return parser
 
 
 def _overrides(args: argparse.Namespace) -> dict:
-    return {"paths": {"workdir": str(args.workdir)}} if args.workdir is not None else {}
+    """The config keys set on the command line: ``--set`` assignments, then ``--workdir``."""
+    overrides = parse_assignments(args.assignments)
+    if args.workdir is not None:
+        paths = overrides.get("paths")
+        overrides["paths"] = {**(paths if isinstance(paths, dict) else {}), "workdir": str(args.workdir)}
+    return overrides
 
 
 def _os_error_line(error: OSError) -> str:
@@ -52,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.debug:
         os.environ["APO_DEBUG"] = "1"
     try:
-        config = load_config(args.config, _overrides(args))
+        config, args.config_sources = load_with_sources(args.config, _overrides(args))
         args.handler(config, args)
     except ApoError as exc:
         print(f"apo: error: {exc}", file=sys.stderr)

@@ -6,7 +6,6 @@ preference update), and run seeded evaluation episodes; plus the helpers that re
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from apo_core.config import ApoConfig, with_overrides
@@ -19,7 +18,7 @@ def add_commands(commands) -> None:
     collect = commands.add_parser("collect", help="deploy a policy with the simulated human watching; record episodes")
     collect.add_argument("--task", required=True, help="MetaWorld task, e.g. push, pick-place")
     collect.add_argument("--episodes", type=int, required=True, help="how many episodes to add")
-    collect.add_argument("--policy", type=_policy_spec, required=True, help="expert | random | <round number>")
+    collect.add_argument("--policy", type=_policy_spec, required=True, help="expert | random | a round number (its stored model) | a model directory")
     collect.add_argument("--out", type=Path, default=None, help="episode directory (default: under the workdir)")
     collect.add_argument("--perturbation", default=None, help="a perturbation suite named in the config")
     collect.add_argument("--no-human", action="store_true", help="deploy without the simulated human")
@@ -86,12 +85,12 @@ def _collection(config: ApoConfig, policy: str, task: str, robot: str) -> tuple[
     Interactions collected by policy round N are the new data of round N + 1, on the
     robot's seeds of that round; other collections have seed ranges of their own.
     """
-    from apo_core.layout import interaction_dir
+    from apo_core.loop.layout import interaction_dir
+    from apo_core.rounds import round_name
 
     if policy.isdigit():
         number = int(policy) + 1
-        return (interaction_dir(config, number, task, robot), f"round-{number:04d}",
-                config.collect.round_seed(number, robot))
+        return interaction_dir(config, number, task, robot), round_name(number), config.collect.round_seed(number, robot)
     name = policy if policy in ("expert", "random") else f"model-{Path(policy).resolve().name}"
     first = config.collect.seed + {"expert": 0, "random": 50_000}.get(policy, 75_000)
     return config.paths.episodes / name / task, name, first + 1_000 * config.collect.robot_index(robot)
@@ -106,12 +105,8 @@ def _load_policy(directory: Path):
         raise ApoError(str(exc)) from None
 
 
-def _round_dir(config: ApoConfig, round_number: int) -> Path:
-    return config.paths.models / f"round-{round_number:04d}"
-
-
 def _resolve_actor(policy: str, env, config: ApoConfig):
-    """expert | random | a round number (under the workdir's models/) | a model directory."""
+    """expert | random | a round number (that round of the model store, deployed verified) | a model directory."""
     from apo_core.actors import RandomActor
     from apo_core.human import ScriptedExpert
     from apo_core.policy.actor import VlaActor
@@ -120,9 +115,12 @@ def _resolve_actor(policy: str, env, config: ApoConfig):
         return ScriptedExpert(env)
     if policy == "random":
         return RandomActor(env.action_dim)
-    directory = _round_dir(config, int(policy)) if policy.isdigit() else Path(policy)
-    if not directory.is_dir():
-        raise ApoError(f"policy {policy}: no trained model at {directory}")
+    if policy.isdigit():
+        from apo_core.loop.robots import deploy_round
+
+        directory = deploy_round(config, int(policy))
+    else:
+        directory = Path(policy)
     return VlaActor(_load_policy(directory), env.instruction, name=f"vla:{directory.name}")
 
 
@@ -138,12 +136,12 @@ def run_collect(
     robot: str | None = None,
 ):
     """Add ``episodes`` episodes of ``policy`` on ``task``; print and return the summary."""
-    from apo_core.collect import collect_episodes
-    from tasks.progress import StepProgress
     from apo_core.envs import make_env
-    from apo_core.episode_store import EpisodeStore
     from apo_core.human import ScriptedExpert, SimulatedHuman
     from apo_core.labels import label_counts, label_steps
+    from apo_core.recording.collector import collect_episodes
+    from apo_core.recording.store import EpisodeStore
+    from tasks.progress import StepProgress
 
     if episodes < 1:
         raise ApoError(f"--episodes must be >= 1, got {episodes}")
@@ -200,7 +198,7 @@ def _print_summary(task: str, policy: str, directory: Path, summary, counts: dic
 
 def _episode_dirs(config: ApoConfig, method: str) -> list[Path]:
     """The demos, and for an update every round's interactions (every robot's)."""
-    from apo_core.layout import expert_dir, round_interaction_dirs
+    from apo_core.loop.layout import expert_dir, round_interaction_dirs
 
     directories = [expert_dir(config, task) for task in config.env.tasks if expert_dir(config, task).is_dir()]
     if method != "bc":
@@ -213,9 +211,9 @@ def run_train(config: ApoConfig, *, method: str, data: list[Path] | None, refere
               out: Path | None, steps: int | None = None, epochs: float | None = None) -> Path:
     """Train a model (BC from scratch, or a preference update of ``reference``) and save it."""
     from apo_core.data.steps import load_steps
-    from tasks.progress import StepProgress
-    from apo_core.loop import save_model, train_policy
+    from apo_core.loop.learner import save_model, train_policy
     from apo_core.training import update_schedule
+    from tasks.progress import StepProgress
 
     if method != "bc" and reference is None:
         raise ApoError(f"--method {method} needs --from: the previous round's model (the reference)")

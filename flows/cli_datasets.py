@@ -44,7 +44,7 @@ def _lineage(config: ApoConfig, args: argparse.Namespace) -> None:
 
 def run_dataset_build(config: ApoConfig, round_number: int, data: list[Path] | None) -> None:
     from apo_core.data.round_dataset import version_round
-    from apo_core.layout import dataset_sources
+    from apo_core.loop.layout import dataset_sources
 
     sources = data or dataset_sources(config, round_number, config.env.tasks)
     if not sources:

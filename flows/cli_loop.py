@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 
 from apo_core.config import ApoConfig
 from flows.cli_common import UPDATE_METHODS
@@ -25,15 +24,15 @@ def add_commands(commands) -> None:
 
 
 def _demo(config: ApoConfig, args: argparse.Namespace) -> None:
-    run_loop(config, args.config, rounds=args.rounds, method="apo")
+    run_loop(config, rounds=args.rounds, method="apo")
 
 
 def _run(config: ApoConfig, args: argparse.Namespace) -> None:
-    run_loop(config, args.config, rounds=args.rounds, method=args.method)
+    run_loop(config, rounds=args.rounds, method=args.method)
 
 
 def _prefect_defaults() -> None:
-    """Settings measured to be needed here (MEASURED_NOTES.md), unless the user set them."""
+    """Prefect settings a 2-core machine needs (docs/deployment.md §7), unless the user set them."""
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
@@ -43,17 +42,15 @@ def _prefect_defaults() -> None:
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
 
 
-def run_loop(config: ApoConfig, config_path: Path | None, *, rounds: int, method: str) -> list[dict]:
+def run_loop(config: ApoConfig, *, rounds: int, method: str) -> list[dict]:
     """Bootstrap if needed, then run rounds until ``rounds`` loop rounds exist; print the table."""
     _prefect_defaults()
-    from apo_core import report
-    from apo_core.layout import next_round, round_history
+    from apo_core.loop import report
+    from apo_core.loop.layout import next_round, round_history
     from flows.lifelong import lifelong
-    from tasks.fleet import ray_cluster
 
     pending = max(0, rounds - (next_round(config) - 1))
-    with ray_cluster(config):  # one Ray for every round of the run
-        lifelong(str(config_path) if config_path else None, str(config.paths.workdir), pending, method)
+    lifelong(rounds=pending, method=method, config=config)
     history = round_history(config)
     print(report.text_table(history))
     print(f"plot: {config.paths.workdir / 'report' / 'rounds.png'}")

@@ -53,7 +53,7 @@ def _audit(config: ApoConfig, args: argparse.Namespace) -> None:
 
 
 def _registry(config: ApoConfig):
-    from apo_core.registry import registry_for
+    from apo_core.registry.store import registry_for
 
     return registry_for(config)
 
@@ -69,7 +69,7 @@ def run_publish(config: ApoConfig, round_number: int, model: Path, method: str, 
     import json
 
     from apo_core.data.round_dataset import workspace_for
-    from apo_core.gate import summarise
+    from apo_core.registry.gate import summarise
 
     check_loadable(model)
     metrics = summarise(json.loads(metrics_path.read_text())) if metrics_path else {}
@@ -99,7 +99,7 @@ def check_loadable(model: Path) -> None:
 
 
 def run_rounds(config: ApoConfig) -> None:
-    from apo_core.registry import CorruptPointer
+    from apo_core.registry.store import CorruptPointer
 
     registry = _registry(config)
     try:
@@ -120,7 +120,7 @@ def run_rounds(config: ApoConfig) -> None:
 
 
 def run_rollback(config: ApoConfig, round_number: int, reason: str) -> None:
-    from apo_core.loop import rollback
+    from apo_core.loop.learner import rollback
 
     version = rollback(config, round_number, reason, who=_who())
     print(f"champion -> round {round_number}")
@@ -143,11 +143,11 @@ def run_audit(config: ApoConfig) -> None:
 
 
 def run_status(config: ApoConfig, as_json: bool) -> None:
-    """The operator's view of the loop (apo_core/status.py), as text or JSON."""
+    """The operator's view of the loop (apo_core/loop/status.py), as text or JSON."""
     import datetime
     import json
 
-    from apo_core.status import loop_status
+    from apo_core.loop.status import loop_status
 
     status = loop_status(config)
     if as_json:

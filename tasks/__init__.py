@@ -1,5 +1,5 @@
 """Prefect tasks: thin wrappers over apo_core that add retries, events, progress, artifacts
-and the submission of fan-out work to the task runner (tasks/fleet.py)."""
+and the submission of fan-out work to the task runner (tasks/fanout.py)."""
 
 from prefect.cache_policies import NO_CACHE
 

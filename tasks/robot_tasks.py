@@ -1,9 +1,9 @@
 """The robot side as Prefect tasks: demonstrations, deployment, collection per robot.
 
-The logic (and its resume-from-data behaviour) lives in :mod:`apo_core.robots`; here:
+The logic (and its resume-from-data behaviour) lives in :mod:`apo_core.loop.robots`; here:
 retries where I/O can fail, one ``episode.collected`` event per episode with the robot as
 its resource (the learner's trigger counts them), progress, and the fan-out of a round's
-collection over the fleet (each robot's share is one task on :class:`tasks.fleet.Fleet`).
+collection over the fleet (each robot's share is one task on :class:`tasks.fanout.FanOut`).
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from pathlib import Path
 from prefect import task
 from prefect.events import emit_event
 
-from apo_core import robots
 from apo_core.config import ApoConfig
+from apo_core.loop import robots
 from tasks import IO_RETRIES, STEP
-from tasks.fleet import Fleet
+from tasks.fanout import FanOut
 from tasks.progress import StepProgress
 
 EPISODE_EVENT = "episode.collected"
@@ -109,21 +109,21 @@ def collect_as_robot(config: ApoConfig, robot: str, task_name: str, episodes: in
     return summary.to_dict()
 
 
-def collect_round(config: ApoConfig, fleet: Fleet, round_number: int, policy_round: int, model_dir: Path,
-                  tasks: list[str]) -> dict:
+def collect_round(config: ApoConfig, fan_out: FanOut, round_number: int, policy_round: int, model_dir: Path,
+                  task_names: list[str]) -> dict:
     """Every robot of the fleet collects its share of round N at once; the round's statistics.
 
     With Ray each robot is a task on its own worker (its own env and EGL context) and the
     progress shown here is read from the episodes arriving in the store.
     """
     calls = [dict(config=config, round_number=round_number, policy_round=policy_round, model_dir=model_dir,
-                  task_name=task_name, robot=robot) for task_name in tasks for robot in config.collect.robots]
-    if not fleet.parallel:  # each robot's task shows its own progress
-        fleet.map(collect_interactions, calls)
-        return robots.collection_stats(config, round_number, tasks)
+                  task_name=task_name, robot=robot) for task_name in task_names for robot in config.collect.robots]
+    if not fan_out.parallel:  # each robot's task shows its own progress
+        fan_out.map(collect_interactions, calls)
+        return robots.collection_stats(config, round_number, task_names)
     progress = StepProgress(f"round {round_number}: {len(config.collect.robots)} robots collect",
-                            len(tasks) * config.collect.interactions_per_round, "episodes")
-    fleet.map(collect_interactions, calls,
-              on_tick=lambda: progress.update(robots.recorded_count(config, round_number, tasks)))
+                            len(task_names) * config.collect.interactions_per_round, "episodes")
+    fan_out.map(collect_interactions, calls,
+              on_tick=lambda: progress.update(robots.recorded_count(config, round_number, task_names)))
     progress.close()
-    return robots.collection_stats(config, round_number, tasks)
+    return robots.collection_stats(config, round_number, task_names)

@@ -1,8 +1,8 @@
 """The learner side of a round as Prefect tasks: dataset, update, evaluation, publish, promote.
 
-The logic (and the resume-from-data behaviour) lives in apo_core.loop; here: retries where
+The logic (and the resume-from-data behaviour) lives in apo_core.loop.learner; here: retries where
 I/O can fail, progress, artifacts, the update on a worker beside the dataset, and the
-fan-out of evaluation chunks over the fleet.
+fan-out of evaluation chunks (:class:`tasks.fanout.FanOut`).
 """
 
 from __future__ import annotations
@@ -12,23 +12,24 @@ from pathlib import Path
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from apo_core import loop, report
 from apo_core.config import ApoConfig
 from apo_core.data.versioning import DatasetVersion
 from apo_core.evaluate import EvalChunk, EvalResult, evaluation_chunks
-from apo_core.layout import round_dir, round_history
+from apo_core.loop import learner, report
+from apo_core.loop.layout import round_dir, round_history
+from apo_core.rounds import round_name
 from tasks import IO_RETRIES, STEP
-from tasks.fleet import Fleet
+from tasks.fanout import FanOut
 from tasks.progress import ProgressFile, RemoteProgress, StepProgress
 
 
 @task(name="label-and-version-dataset", **STEP, **IO_RETRIES)
-def version_dataset(config: ApoConfig, round_number: int, tasks: list[str]) -> tuple[DatasetVersion, dict]:
-    return loop.build_dataset(config, round_number, tasks)
+def version_dataset(config: ApoConfig, round_number: int, task_names: list[str]) -> tuple[DatasetVersion, dict]:
+    return learner.build_dataset(config, round_number, task_names)
 
 
 @task(name="train-round", **STEP)
-def train_round(config: ApoConfig, round_number: int, tasks: list[str], method: str,
+def train_round(config: ApoConfig, round_number: int, task_names: list[str], method: str,
                 reference_dir: Path | None) -> Path:
     label = f"round {round_number}: train {method}"
     progress = StepProgress(label, None, "steps")
@@ -42,7 +43,7 @@ def train_round(config: ApoConfig, round_number: int, tasks: list[str], method: 
         print(f"{label}: {message}", flush=True)
         shared.note(message)
 
-    model_dir = loop.train_round(config, round_number, tasks, method, reference_dir, on_step=on_step,
+    model_dir = learner.train_round(config, round_number, task_names, method, reference_dir, on_step=on_step,
                                  on_notice=on_notice)
     progress.close()
     return model_dir
@@ -52,7 +53,7 @@ def training_progress_path(config: ApoConfig, round_number: int) -> Path:
     return round_dir(config, round_number) / "train.progress.json"
 
 
-def dataset_and_update(config: ApoConfig, fleet: Fleet, round_number: int, tasks: list[str], method: str,
+def dataset_and_update(config: ApoConfig, fan_out: FanOut, round_number: int, task_names: list[str], method: str,
                        reference_dir: Path | None) -> tuple[DatasetVersion, dict, Path]:
     """Label and version round N's dataset, and train model round N.
 
@@ -64,20 +65,19 @@ def dataset_and_update(config: ApoConfig, fleet: Fleet, round_number: int, tasks
     """
     training_progress_path(config, round_number).unlink(missing_ok=True)
     update_config, resources = config, {}
-    if fleet.parallel:
-        # Ray's rule: a task runs as many threads as CPUs it holds. Two torch threads beside
-        # the dataset step on two cores slowed both (dataset + update 65 s, against 37 s for
-        # the update alone); one leaves the other core to the dataset.
-        cpus, gpus = config.cluster.update_cpus, fleet.training_gpus()
+    if fan_out.parallel:
+        # Ray's rule: a task runs as many threads as CPUs it holds. One thread leaves the
+        # other core to the dataset step beside it (docs/deployment.md §7).
+        cpus, gpus = config.cluster.update_cpus, fan_out.training_gpus()
         update_config = config.model_copy(update={"train": config.train.model_copy(update={"threads": cpus})})
         resources = {"num_cpus": cpus, **({"num_gpus": gpus} if gpus else {})}
         print(f"round {round_number}: training {method} on {'a GPU of ' if gpus else ''}the cluster while the "
               f"dataset is versioned", flush=True)
-    training = fleet.start(train_round, dict(config=update_config, round_number=round_number, tasks=tasks,
+    training = fan_out.start(train_round, dict(config=update_config, round_number=round_number, task_names=task_names,
                                              method=method, reference_dir=reference_dir), **resources)
-    version, lineage = version_dataset(config, round_number, tasks)
+    version, lineage = version_dataset(config, round_number, task_names)
     shown = RemoteProgress(f"round {round_number}: train {method}", training_progress_path(config, round_number),
-                           "steps") if fleet.parallel else None
+                           "steps") if fan_out.parallel else None
     model_dir = training.result(on_tick=shown.poll if shown else None)
     if shown is not None:
         shown.close()
@@ -87,19 +87,19 @@ def dataset_and_update(config: ApoConfig, fleet: Fleet, round_number: int, tasks
 @task(name="evaluate-chunk", **STEP, retries=1)
 def evaluate_chunk(config: ApoConfig, model_dir: Path, chunk: EvalChunk) -> EvalResult:
     """Some seeds of one task × suite; on a worker, with its own envs and policy copy."""
-    return loop.evaluate_chunk(config, model_dir, chunk)
+    return learner.evaluate_chunk(config, model_dir, chunk)
 
 
-def evaluate_round(config: ApoConfig, fleet: Fleet, round_number: int, model_dir: Path, tasks: list[str]) -> dict:
-    """The round's evaluation, its chunks fanned out over the fleet (cached as evaluation.json).
+def evaluate_round(config: ApoConfig, fan_out: FanOut, round_number: int, model_dir: Path, task_names: list[str]) -> dict:
+    """The round's evaluation, its chunks fanned out (cached as evaluation.json).
 
     Every chunk is the same task on the same seeds wherever it runs, so a serial and a
     parallel evaluation of one model give the same outcomes seed by seed.
     """
-    saved = loop.saved_evaluation(config, round_number)
+    saved = learner.saved_evaluation(config, round_number)
     if saved is not None:
         return saved
-    chunks = evaluation_chunks(config, tasks=tasks, suites=loop.round_suites(config))
+    chunks = evaluation_chunks(config, tasks=task_names, suites=learner.round_suites(config))
     progress = StepProgress(f"round {round_number}: evaluate", sum(len(c.seeds) for c in chunks), "episodes")
     counts = {"done": 0, "successes": 0}
 
@@ -108,22 +108,22 @@ def evaluate_round(config: ApoConfig, fleet: Fleet, round_number: int, model_dir
         counts["successes"] += result.successes
         progress.update(counts["done"], success=f"{counts['successes'] / counts['done']:.0%}")
 
-    results = fleet.map(evaluate_chunk, [dict(config=config, model_dir=model_dir, chunk=c) for c in chunks],
+    results = fan_out.map(evaluate_chunk, [dict(config=config, model_dir=model_dir, chunk=c) for c in chunks],
                         on_result=on_result)
     progress.close()
-    return loop.save_evaluation(config, round_number, results)
+    return learner.save_evaluation(config, round_number, results)
 
 
 @task(name="publish-round", **STEP, **IO_RETRIES)
 def publish_round(config: ApoConfig, round_number: int, model_dir: Path, parent_round: int | None, method: str,
                   version: DatasetVersion, metrics: dict) -> None:
-    loop.publish_round(config, round_number, model_dir, parent_round=parent_round, method=method,
+    learner.publish_round(config, round_number, model_dir, parent_round=parent_round, method=method,
                        version=version, metrics=metrics)
 
 
 @task(name="promote-if-better", **STEP, **IO_RETRIES)
-def promote_if_better(config: ApoConfig, round_number: int) -> loop.PromotionOutcome:
-    return loop.promote_if_better(config, round_number)
+def promote_if_better(config: ApoConfig, round_number: int) -> learner.PromotionOutcome:
+    return learner.promote_if_better(config, round_number)
 
 
 @task(name="report", **STEP)
@@ -135,7 +135,7 @@ def publish_report(config: ApoConfig, summary: dict, lineage: dict) -> Path:
                           description="Per-round success, intervention rate, promotion and dataset version")
     new = lineage["new_episode_ids"]
     create_markdown_artifact(
-        key=f"apo-round-{summary['round']:04d}",
+        key=f"apo-{round_name(summary['round'])}",
         markdown="\n".join([
             f"# Round {summary['round']}",
             report.markdown(history),

@@ -1,5 +1,5 @@
 """Shared fixtures. Envs are built once per task and process: under EGL a second env made
-after close() renders black frames (MEASURED_NOTES.md), and building one costs ~0.5 s."""
+after close() renders black frames (docs/world.md §3), and building one costs ~0.5 s."""
 
 import os
 import sys
@@ -58,9 +58,9 @@ def small_round_dirs(env_for, config, tmp_path_factory):
     """Real recorded episodes on push: 3 expert demos, and two batches of random-policy
     episodes (3 and 2) with the simulated human taking over."""
     from apo_core.actors import RandomActor
-    from apo_core.collect import collect_episodes
-    from apo_core.episode_store import EpisodeStore
     from apo_core.human import ScriptedExpert, SimulatedHuman
+    from apo_core.recording.collector import collect_episodes
+    from apo_core.recording.store import EpisodeStore
 
     env = env_for("push")
     root = tmp_path_factory.mktemp("small_round")

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from apo_core.episode_store import EpisodeStore
-from apo_core.episodes import read_episode
+from apo_core.recording.episodes import read_episode
+from apo_core.recording.store import EpisodeStore
 
 
 def apo(*args, cwd=None, timeout=300):
@@ -33,7 +33,7 @@ def test_collect_random_policy_reports_takeovers(tmp_path):
     [
         (["collect", "--task", "pik-place", "--episodes", "1", "--policy", "random"], "unknown task 'pik-place'"),
         (["collect", "--task", "push", "--episodes", "1", "--policy", "random", "--out", "/proc/apo"], "/proc/apo"),
-        (["collect", "--task", "push", "--episodes", "1", "--policy", "7"], "policy 7: no trained model"),
+        (["collect", "--task", "push", "--episodes", "1", "--policy", "7"], "round 7: not in the model store"),
         (["collect", "--task", "push", "--episodes", "1", "--policy", "random", "--perturbation", "fog"], "'fog'"),
     ],
 )
@@ -53,6 +53,7 @@ def test_bad_config_names_file_and_field(tmp_path):
     assert f"{config}: env.image_size" in result.stderr
 
 
+@pytest.mark.slow
 def test_sigkill_mid_collection_loses_only_the_unfinished_episode(tmp_path):
     out = tmp_path / "episodes"
     process = subprocess.Popen(
@@ -82,6 +83,7 @@ def test_sigkill_mid_collection_loses_only_the_unfinished_episode(tmp_path):
     assert not list(out.glob(".*.tmp"))
 
 
+@pytest.mark.slow
 def test_train_and_evaluate_round_trip(tmp_path):
     config = tmp_path / "tiny.yaml"
     config.write_text(

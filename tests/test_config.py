@@ -1,9 +1,21 @@
-"""One typed config, validated at the door."""
+"""One typed config, validated at the door; its defaults in one place, generated into the
+YAML file and the reference page; `apo config show` says where each value came from."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
-from apo_core.config import DEFAULT_CONFIG_PATH, load_config
+from apo_core.config import ApoConfig, PerturbationConfig, load_config
+from apo_core.config.loading import leaf_values
+from apo_core.config.render import configuration_markdown, default_yaml
 from apo_core.errors import ConfigError
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULTS_FILE = REPO / "configs" / "default.yaml"
 
 
 def test_defaults_load_and_describe_the_suite():
@@ -16,7 +28,7 @@ def test_defaults_load_and_describe_the_suite():
 
 
 def test_overrides_merge_over_the_file(tmp_path):
-    config = load_config(DEFAULT_CONFIG_PATH, {"paths": {"workdir": str(tmp_path)}, "labels": {"k": 4}})
+    config = load_config(DEFAULTS_FILE, {"paths": {"workdir": str(tmp_path)}, "labels": {"k": 4}})
     assert config.paths.workdir == tmp_path and config.labels.k == 4
     assert config.env.camera == "corner2"
 
@@ -65,3 +77,64 @@ def test_a_user_file_changes_only_what_it_names(tmp_path):
 def test_non_finite_values_inverted_ranges_and_overlapping_seeds_are_refused(overrides, field):
     with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
         load_config(None, overrides)
+
+
+def test_the_defaults_file_and_the_reference_page_are_generated_from_the_models():
+    """`make config-docs` writes both; they must be current (committed as generated)."""
+    assert DEFAULTS_FILE.read_text() == default_yaml(), "configs/default.yaml is stale: run `make config-docs`"
+    assert (REPO / "docs" / "configuration.md").read_text() == configuration_markdown(), \
+        "docs/configuration.md is stale: run `make config-docs`"
+
+
+def test_the_yaml_defaults_agree_with_the_models_field_by_field():
+    from_file = leaf_values(load_config(DEFAULTS_FILE).model_dump(mode="json"))
+    from_models = leaf_values(ApoConfig().model_dump(mode="json"))
+    assert from_file == from_models
+
+
+def _sections(model: type[BaseModel]):
+    yield model
+    for field in model.model_fields.values():
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            yield from _sections(field.annotation)
+
+
+def test_every_config_field_has_a_description():
+    undocumented = [f"{model.__name__}.{name}" for model in [*_sections(ApoConfig), PerturbationConfig]
+                    for name, field in model.model_fields.items() if not (field.description or "").strip()]
+    assert undocumented == []
+
+
+def apo(*args):
+    return subprocess.run([sys.executable, "-m", "flows.cli", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_config_show_names_where_each_value_came_from(tmp_path):
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("train:\n  lr: 0.001\n  ratios: {correct: 0.6, human: 0.2, failure: 0.2}\n")
+    result = apo("--config", str(mine), "--set", "train.epochs=3", "--workdir", str(tmp_path / "w"),
+                 "config", "show", "--json")
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout)
+    assert shown["config"]["train"]["lr"] == 0.001 and shown["config"]["train"]["epochs"] == 3
+    sources = shown["sources"]
+    assert sources["train.lr"] == sources["train.ratios.correct"] == str(mine)
+    assert sources["train.epochs"] == sources["paths.workdir"] == "command line"
+    assert sources["train.batch_size"] == sources["env.tasks"] == "default"
+    assert set(sources) == set(leaf_values(shown["config"]))
+
+    text = apo("--config", str(mine), "config", "show")
+    assert text.returncode == 0, text.stderr
+    line = next(line for line in text.stdout.splitlines() if line.startswith("train.lr "))
+    assert "0.001" in line and line.endswith(f"({mine})")
+
+
+@pytest.mark.parametrize("assignment,expected", [
+    ("train.lr", "expected KEY=VALUE"),
+    ("train.lr=-1", "command line: train.lr"),
+    ("train.learning_rate=0.1", "train.learning_rate: Extra inputs are not permitted"),
+])
+def test_a_bad_set_is_one_line(assignment, expected):
+    result = apo("--set", assignment, "config", "show")
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2 and len(lines) == 1 and expected in lines[0], result.stderr

@@ -14,6 +14,8 @@ from apo_core.data.lineage import read_record
 from apo_core.data.round_dataset import version_round, workspace_for
 from apo_core.data.versioning import DatasetWorkspace, Remote
 
+pytestmark = pytest.mark.slow  # three versioned rounds pushed to S3, and a fresh clone
+
 
 @pytest.fixture(scope="module")
 def three_rounds(small_round_dirs, config, s3_endpoint, tmp_path_factory):
@@ -100,7 +102,7 @@ def test_label_filters_normalise_with_round_zeros_statistics_in_dataset_and_trai
     from apo_core.data.dataset import append_round
     from apo_core.data.steps import load_steps
     from apo_core.labels import Label
-    from apo_core.loop import train_policy
+    from apo_core.loop.learner import train_policy
 
     directories = list(small_round_dirs[:2])
     filtering = config.labels.model_copy(update={"drop_out_of_range": True})

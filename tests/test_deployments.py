@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # a real Prefect server, deployments and triggers
+
 REPO = Path(__file__).resolve().parent.parent
 
 COUNT_RUNS = textwrap.dedent("""

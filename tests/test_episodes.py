@@ -5,11 +5,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from apo_core.actors import RandomActor
-from apo_core.collect import collect_episodes
-from apo_core.episode_store import EpisodeStore
-from apo_core.episodes import METADATA_KEY, read_episode
 from apo_core.errors import ApoError, EpisodeFormatError
 from apo_core.human import ScriptedExpert, SimulatedHuman
+from apo_core.recording.collector import collect_episodes
+from apo_core.recording.episodes import METADATA_KEY, read_episode
+from apo_core.recording.store import EpisodeStore
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +94,7 @@ def test_only_the_temporary_files_of_dead_writers_are_cleaned(tmp_path):
     import os
     import subprocess
 
-    from apo_core.episode_store import HOST_TAG
+    from apo_core.recording.store import HOST_TAG
 
     finished = subprocess.Popen(["true"])
     finished.wait()

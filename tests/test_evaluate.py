@@ -19,6 +19,7 @@ def state_only(small_round, tmp_path_factory):
     return config, train_bc(policy, small_round, settings, tmp_path_factory.mktemp("bc"))
 
 
+@pytest.mark.slow
 def test_lockstep_and_serial_play_the_same_episodes(state_only):
     config, policy = state_only
     seeds = evaluation_seeds(config, "none")
@@ -44,16 +45,16 @@ def test_validation_and_test_seeds_are_disjoint_and_every_outcome_is_kept(state_
 def test_a_prepared_worker_plays_its_round_on_the_worlds_it_built(state_only):
     """prepare_worker (a Ray worker's warm-up) builds exactly the worlds the round's
     collection and evaluation chunks then use: they build none of their own."""
-    from apo_core import loop
     from apo_core.envs import pool, process_env
     from apo_core.evaluate import evaluate_chunk, evaluation_chunks
+    from apo_core.loop import learner
 
     config, policy = state_only
     config = config.model_copy(update={"evaluation": config.evaluation.model_copy(
         update={"perturbations": config.evaluation.perturbations[:1], "perturbed_episodes": 2})})
-    loop.prepare_worker(config, ["push"])
+    learner.prepare_worker(config, ["push"])
     built = {key: [id(env) for env in envs] for key, envs in pool._POOLS.items()}
     process_env("push", config.env)  # what a robot collects in
-    for chunk in evaluation_chunks(config, tasks=["push"], suites=loop.round_suites(config)):
+    for chunk in evaluation_chunks(config, tasks=["push"], suites=learner.round_suites(config)):
         evaluate_chunk(config, lambda env: VlaActor(policy, env.instruction), chunk, render=False)
     assert {key: [id(env) for env in envs] for key, envs in pool._POOLS.items()} == built

@@ -19,8 +19,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from apo_core.episode_store import EpisodeStore
-from apo_core.episodes import METADATA_KEY, read_episode
+from apo_core.recording.episodes import METADATA_KEY, read_episode
+from apo_core.recording.store import EpisodeStore
+
+pytestmark = pytest.mark.slow  # a trained, versioned and published workdir, driven through the CLI
 
 SECRET = "do-not-print-this-secret-0123456789"
 
@@ -164,7 +166,7 @@ def test_a_checkpoint_of_other_data_is_never_resumed(store, data_copy, tmp_path)
     fresh, says so, and the model names the data it was really trained on."""
     from apo_core.config import load_config
     from apo_core.data.steps import load_steps
-    from apo_core.loop import train_policy
+    from apo_core.loop.learner import train_policy
 
     demos, round1 = data_copy
     config = load_config(store["config"])
@@ -273,7 +275,7 @@ def test_a_corrupt_audit_entry_is_one_line(store):
 
 def test_a_deployed_copy_that_changed_is_downloaded_again(store):
     from apo_core.config import load_config
-    from apo_core.robots import deploy_champion
+    from apo_core.loop.robots import deploy_champion
 
     config = load_config(store["config"])
     number, local = deploy_champion(config)
@@ -282,6 +284,24 @@ def test_a_deployed_copy_that_changed_is_downloaded_again(store):
     weights.write_bytes(b"garbage")
     assert deploy_champion(config) == (number, local)
     assert weights.read_bytes() == pristine
+
+
+def test_collect_with_a_round_number_deploys_that_stored_round(store, tmp_path):
+    """`apo collect --policy 0` (not the champion, round 1) acts with round 0 from the model
+    store, verified, and its episodes are the interactions of round 1."""
+    from apo_core.config import load_config
+    from apo_core.registry.store import registry_for
+
+    work = shutil.copytree(store["work"], tmp_path / "work", symlinks=True)
+    shutil.rmtree(work / "deployed", ignore_errors=True)  # what other tests deployed
+    result = apo(*store["base"], "--workdir", str(work), "collect", "--task", "push", "--episodes", "1",
+                 "--policy", "0", "--robot", "r2")
+    assert result.returncode == 0, result.stderr[-2000:]
+    episodes = list(EpisodeStore(work / "episodes" / "round-0001" / "push" / "r2"))
+    assert [e.meta.policy_round for e in episodes] == [0] and episodes[0].meta.robot_id == "r2"
+    config = load_config(store["config"], {"paths": {"workdir": str(work)}})
+    assert registry_for(config).matches(0, work / "deployed" / "round-0000")
+    assert not (work / "deployed" / "round-0001").exists()
 
 
 # ----- external failures: S3, DVC, workspace, disk --------------------------------------

@@ -13,11 +13,13 @@ import threading
 import time
 
 import pytest
-
 from conftest import bootstrap_and_one_round, use_ephemeral_prefect
-from apo_core.episode_store import EpisodeStore
-from apo_core.layout import interaction_dir, round_dir, round_history
-from apo_core.registry import registry_for
+
+from apo_core.loop.layout import interaction_dir, round_dir, round_history
+from apo_core.recording.store import EpisodeStore
+from apo_core.registry.store import registry_for
+
+pytestmark = pytest.mark.slow  # a local Ray cluster and whole rounds on it
 
 ROBOTS = ["sim-robot-0", "sim-robot-1"]
 
@@ -26,7 +28,7 @@ ROBOTS = ["sim-robot-0", "sim-robot-1"]
 def fleet_config(tmp_path_factory):
     """Tiny sizes; promote_margin 1.0 keeps round 0 the champion for every round."""
     root = tmp_path_factory.mktemp("fleet")
-    path = root / "fleet.yaml"
+    path = root / "fan_out.yaml"
     path.write_text(f"""
 env: {{max_steps: 80}}
 collect: {{interactions_per_round: 4, expert_demos_per_task: 3, robots: {ROBOTS}}}
@@ -89,14 +91,14 @@ def test_two_robots_collect_a_round_on_ray(ray_round):
 def test_serial_and_ray_evaluations_agree_seed_by_seed(ray_round):
     """The round's evaluation ran in chunks on two Ray workers; the same chunks here, one
     after another in this process, give the same outcome on every seed."""
-    from apo_core import loop
     from apo_core.evaluate import evaluation_chunks
+    from apo_core.loop import learner
 
     config, _ = ray_round
     on_ray = json.loads((round_dir(config, 1) / "evaluation.json").read_text())
-    chunks = evaluation_chunks(config, tasks=["push"], suites=loop.round_suites(config))
+    chunks = evaluation_chunks(config, tasks=["push"], suites=learner.round_suites(config))
     assert len(chunks) == 3  # 6 unperturbed seeds in chunks of 3, then 2 lighting seeds
-    serial = [loop.evaluate_chunk(config, round_dir(config, 1) / "model", chunk) for chunk in chunks]
+    serial = [learner.evaluate_chunk(config, round_dir(config, 1) / "model", chunk) for chunk in chunks]
     outcomes = {(r["suite"], o["seed"]): (o["success"], o["length"]) for r in on_ray["results"] for o in r["outcomes"]}
     here = {(r.suite, o.seed): (o.success, o.length) for r in serial for o in r.outcomes}
     assert here == outcomes and len(here) == 8
@@ -109,7 +111,7 @@ def test_the_fleet_starts_calls_in_order_one_per_cpu(fleet_config):
     from prefect import flow, task
 
     from apo_core.config import load_config
-    from tasks.fleet import Fleet, ray_cluster
+    from tasks.fanout import FanOut, ray_cluster
 
     @task(name="timed-sleep")
     def timed_sleep(seconds: float) -> tuple[float, float]:
@@ -120,10 +122,10 @@ def test_the_fleet_starts_calls_in_order_one_per_cpu(fleet_config):
     @flow(name="fleet-order")
     def run() -> list[tuple[float, float]]:
         config = load_config(fleet_config)
-        with ray_cluster(config) as warming, Fleet(config) as fleet:
+        with ray_cluster(config) as warming, FanOut(config) as fan_out:
             ray.get(warming)  # both CPUs free: the first two calls start at once
             # no two calls end together (0.1 s apart at least), so none are submitted together
-            return fleet.map(timed_sleep, [dict(seconds=s) for s in (1.5, 1.0, 0.7, 0.6, 0.3, 0.25, 0.2, 0.15)])
+            return fan_out.map(timed_sleep, [dict(seconds=s) for s in (1.5, 1.0, 0.7, 0.6, 0.3, 0.25, 0.2, 0.15)])
 
     spans = run()
     starts = [start for start, _ in spans]
@@ -143,7 +145,7 @@ def test_a_worker_killed_mid_chunk_is_retried(ray_round, fleet_config):
     the evaluation completes with every seed's outcome, the same as before."""
     from prefect import flow
 
-    from tasks.fleet import Fleet
+    from tasks.fanout import FanOut
     from tasks.round_tasks import evaluate_round
 
     config, _ = ray_round
@@ -166,8 +168,8 @@ def test_a_worker_killed_mid_chunk_is_retried(ray_round, fleet_config):
 
     @flow(name="evaluate-with-a-dying-worker")
     def evaluate_on_ray():
-        with Fleet(config) as fleet:
-            return evaluate_round(config, fleet, number, round_dir(config, number) / "model", ["push"])
+        with FanOut(config) as fan_out:
+            return evaluate_round(config, fan_out, number, round_dir(config, number) / "model", ["push"])
 
     killer = threading.Thread(target=kill_one_worker)
     killer.start()
@@ -247,7 +249,7 @@ def test_robots_collect_with_the_champion_of_the_moment_and_the_learner_takes_wh
     """The actor and the learner apart: the `collect` flow of one robot records into the
     pending round with whichever round is champion at each episode; the `learn` flow then
     trains the pending round on exactly what the fleet recorded for it."""
-    from apo_core.layout import next_round
+    from apo_core.loop.layout import next_round
     from flows.lifelong import collect, learn
 
     config, _ = ray_round

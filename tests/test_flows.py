@@ -14,12 +14,14 @@ import uuid
 
 import boto3
 import pytest
-
 from conftest import bootstrap_and_one_round, use_ephemeral_prefect
+
 from apo_core.data.round_dataset import workspace_for
-from apo_core.episode_store import EpisodeStore
-from apo_core.layout import interaction_dir, round_dir, round_history
-from apo_core.registry import registry_for
+from apo_core.loop.layout import interaction_dir, round_dir, round_history
+from apo_core.recording.store import EpisodeStore
+from apo_core.registry.store import registry_for
+
+pytestmark = pytest.mark.slow  # whole rounds under the Prefect engine, killed and re-run
 
 
 @pytest.fixture(scope="module")

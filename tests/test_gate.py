@@ -1,8 +1,8 @@
-"""The paired promote gate (apo_core/gate.py) on evaluation records built seed by seed."""
+"""The paired promote gate (apo_core/registry/gate.py) on evaluation records built seed by seed."""
 
 import pytest
 
-from apo_core.gate import GateInputError, promotion_decision, summarise
+from apo_core.registry.gate import GateInputError, promotion_decision, summarise
 
 
 def record(successes: dict[str, list[int]], task: str = "push", first_seed: int = 800_000_000) -> dict:

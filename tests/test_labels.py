@@ -1,4 +1,4 @@
-"""APO labels (APO_SPEC.md §2): hand-made edge cases and properties on random sequences."""
+"""APO labels (docs/apo.md §2): hand-made edge cases and properties on random sequences."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""APO, KTO, DPO and NLL on hand-computed cases (APO_SPEC.md §5)."""
+"""APO, KTO, DPO and NLL on hand-computed cases (docs/apo.md §5)."""
 
 import math
 
@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from apo_core.objectives import (
-    balance_mass,
     action_logps,
     adaptive_weights,
     apo_loss,
+    balance_mass,
     dpo_loss,
     exact_token_kl,
     greedy_l1_error,
@@ -83,9 +83,9 @@ def test_z0_is_detached():
 def test_gripper_token_left_out_for_undesirable_samples_only():
     token_logps = torch.tensor([[-1.0, -1.0, -1.0, -10.0], [-1.0, -1.0, -1.0, -10.0]])
     desirable = torch.tensor([True, False])
-    sums = action_logps(token_logps, desirable, gripper_dim=3)
+    sums = action_logps(token_logps, desirable, 3)
     assert sums.tolist() == [-13.0, -3.0]
-    assert action_logps(token_logps, desirable, 3, ignore_gripper_when_undesirable=False).tolist() == [-13.0, -13.0]
+    assert action_logps(token_logps, desirable, None).tolist() == [-13.0, -13.0]
 
 
 def test_weights_batch_and_subset_norms():

@@ -9,7 +9,11 @@ import subprocess
 import sys
 import termios
 
+import pytest
+
 from tasks.progress import ProgressFile, RemoteProgress
+
+pytestmark = pytest.mark.slow  # the demo and training as a user sees them on a terminal
 
 
 def run_in_terminal(*args: str, timeout: float = 300) -> str:

@@ -11,8 +11,8 @@ import torch
 
 from apo_core.action_tokenizer import ActionTokenizer
 from apo_core.policy import ApoVlaConfig, ApoVlaPolicy, instruction_vocab
-from apo_core.object_store import AlreadyExists, Conflict, RegistryError, backend_for
-from apo_core.registry import ModelRegistry
+from apo_core.registry.object_store import AlreadyExists, Conflict, RegistryError, backend_for
+from apo_core.registry.store import ModelRegistry
 
 
 @pytest.fixture(scope="module")
@@ -123,6 +123,7 @@ def _promote_after_reading(url, endpoint, round_number, barrier, results):
         results.put(("conflict", str(exc)))
 
 
+@pytest.mark.slow
 def test_concurrent_promotions_have_exactly_one_winner(store_url, saved_models):
     registry = registry_for(store_url)
     publish(registry, 1, saved_models[0])

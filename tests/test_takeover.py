@@ -3,9 +3,9 @@
 import numpy as np
 
 from apo_core.actors import RandomActor
-from apo_core.collect import play_episode
 from apo_core.human import ScriptedExpert, SimulatedHuman, TeleopHuman
 from apo_core.labels import ActedBy
+from apo_core.recording.collector import play_episode
 
 
 class AntiExpert:

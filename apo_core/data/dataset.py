@@ -30,10 +30,10 @@ import pyarrow.parquet as pq
 
 from apo_core.config import LabelConfig
 from apo_core.data.steps import demonstrates_task, episode_steps, filter_statistics
-from apo_core.episode_store import EpisodeStore, check_unique
-from apo_core.episodes import ACTOR_NAMES, Episode
 from apo_core.errors import ApoError
 from apo_core.labels import ActedBy, label_counts
+from apo_core.recording.episodes import ACTOR_NAMES, Episode
+from apo_core.recording.store import EpisodeStore, check_unique
 
 REPO_ID = "apo/lifelong"
 def _is_vector(data_type: pa.DataType) -> bool:

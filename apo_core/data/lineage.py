@@ -22,6 +22,7 @@ from apo_core.config import ApoConfig
 from apo_core.data.versioning import DatasetVersion
 from apo_core.errors import ApoError
 from apo_core.labels import Label
+from apo_core.rounds import round_name
 
 LINEAGE_DIR = "lineage"
 _LABEL_NAMES = {label.value: label.name.lower() for label in Label}
@@ -32,7 +33,7 @@ def config_hash(config: ApoConfig) -> str:
 
 
 def lineage_path(workspace_root: Path, round_number: int) -> Path:
-    return Path(workspace_root) / LINEAGE_DIR / f"round-{round_number:04d}.json"
+    return Path(workspace_root) / LINEAGE_DIR / f"{round_name(round_number)}.json"
 
 
 def build_record(dataset_root: Path, version: DatasetVersion, config: ApoConfig) -> dict:

@@ -11,9 +11,9 @@ import numpy as np
 
 from apo_core.action_tokenizer import ActionTokenizer
 from apo_core.config import LabelConfig
-from apo_core.episode_store import EpisodeStore, check_unique
-from apo_core.episodes import Episode
 from apo_core.labels import ActedBy, Label, label_steps, retained_steps
+from apo_core.recording.episodes import Episode
+from apo_core.recording.store import EpisodeStore, check_unique
 
 
 @dataclass
@@ -63,7 +63,7 @@ def demonstrates_task(episode: Episode) -> bool:
 def filter_statistics(
     label_config: LabelConfig, episodes: list[Episode], tokenizer: ActionTokenizer | None = None
 ) -> ActionTokenizer | None:
-    """The action statistics the optional label filters normalise with (APO_SPEC.md §2).
+    """The action statistics the optional label filters normalise with (docs/apo.md §2).
 
     ``tokenizer`` if given (the reference model's); otherwise those of the successful
     expert demonstrations among ``episodes`` (round 0's demonstrations; with a filter on,
@@ -84,7 +84,7 @@ def filter_statistics(
 def episode_steps(
     episode: Episode, label_config: LabelConfig, tokenizer: ActionTokenizer | None = None
 ) -> Steps:
-    """Label one episode's steps (APO_SPEC.md §2) and return them as a table.
+    """Label one episode's steps (docs/apo.md §2) and return them as a table.
 
     ``tokenizer``: the action statistics of the label filters (see :func:`filter_statistics`).
     """

@@ -24,6 +24,7 @@ from pathlib import Path
 import yaml
 
 from apo_core.errors import ApoError
+from apo_core.rounds import round_name
 
 DATASET_DIR = "datasets"
 DVC_FILE = "datasets.dvc"
@@ -35,7 +36,7 @@ class VersioningError(ApoError):
 
 
 def tag_for(round_number: int) -> str:
-    return f"dataset-round-{round_number:04d}"
+    return f"dataset-{round_name(round_number)}"
 
 
 @dataclass(frozen=True)

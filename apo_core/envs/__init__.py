@@ -8,10 +8,8 @@ import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
-# Mesa's software rasteriser (llvmpipe) gives each context one thread per core. A 64 px
-# frame gains nothing from them, and beside another rendering process (two robots on two
-# cores) they contend: 65 rendered steps/s each with them, 70-81 without; 80 alone either
-# way (measured here). A GPU driver ignores the variable.
+# Mesa's software rasteriser gives each context one thread per core: a 64 px frame gains
+# nothing from them, and two rendering processes contend for them (docs/world.md §2).
 os.environ.setdefault("LP_NUM_THREADS", "0")
 
 from apo_core.envs.base import Observation, RobotEnv, StepOutcome  # noqa: E402

@@ -1,6 +1,6 @@
 """MetaWorld (MuJoCo) tasks behind :class:`RobotEnv`.
 
-Two MetaWorld traps are handled here (measured, see MEASURED_NOTES.md):
+Two MetaWorld traps are handled here (docs/world.md §2):
 * as shipped it renders at 3-4 fps (4096 shadow map, 4x MSAA): both are switched off
   before the first render, which gives ~50-80 fps at 64 px;
 * built through a benchmark the goal in the observation is zeroed and resets are frozen:

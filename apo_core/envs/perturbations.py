@@ -1,7 +1,7 @@
 """Named, seeded evaluation perturbations applied to a MetaWorld env at runtime.
 
 Each kind changes MuJoCo model parameters that are known to take visible effect
-(MEASURED_NOTES.md: rewriting a texture does not, ``mat_rgba``/``light_diffuse``/
+(docs/world.md §4: rewriting a texture does not, ``mat_rgba``/``light_diffuse``/
 ``cam_pos`` do). The seed fixes the random direction/colour so that a suite is the same
 perturbation on every run and every machine.
 

@@ -1,7 +1,7 @@
 """Worlds kept for the life of a process: built once, reused by every episode it plays.
 
 A MuJoCo model takes about a second to compile, and under EGL a second env made after
-``close()`` renders black frames (MEASURED_NOTES.md), so a worker process (a Ray worker,
+``close()`` renders black frames (docs/world.md §3), so a worker process (a Ray worker,
 or the flow's own process) owns its envs: the first episode that needs a world builds it,
 later episodes, chunks and rounds reuse it. Each key (task, env config, perturbation,
 rendering) has its own envs: a perturbation changes its envs in place.

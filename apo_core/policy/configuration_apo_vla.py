@@ -1,9 +1,10 @@
 """Configuration of the tiny VLA (LeRobot style: a dataclass next to the model).
 
-Sizes are chosen for a 2-core CPU: 64 px images in 16 px patches give 16 image tokens;
-SigLIP (2 layers, width 64) feeds a Llama decoder (2 layers, width 128) that emits one
-token per action dim. Measured on this machine: ~0.5M parameters, ~90 ms per training step
-at batch 16 and ~35 ms to decode an action (MEASURED_NOTES.md).
+Sizes are chosen for a 2-core CPU: a Llama decoder (2 layers, width 128) emits one token
+per action dim, conditioned on the instruction and the low-dim state, and optionally on
+16 image tokens from a SigLIP tower (2 layers, width 64) over 64 px images in 16 px
+patches. The default (state only) has ~0.43M parameters (0.57M with the vision tower);
+its step and decoding costs are in benchmarks/README.md (`step_cost.py`).
 """
 
 from __future__ import annotations

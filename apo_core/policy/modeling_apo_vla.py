@@ -5,11 +5,11 @@
     instruction ──word-level tokenizer──► ≤8 ─┤      (greedy, KV cache)
     [BOA] ─────────────────────────────────────┘
 
-Each action dim is one token among ``n_action_bins`` reserved ids (APO_SPEC.md §4); the
+Each action dim is one token among ``n_action_bins`` reserved ids (docs/apo.md §4); the
 decoder's distribution over an action token is taken over those ids only. An auxiliary
 regression head reads the pooled image and state features and predicts the normalised
-action: it gives the vision tower a direct signal during behaviour cloning (measured here:
-trained end to end through tokens alone, a tiny VLA did not ground on the image).
+action: it gives the vision tower a direct signal during behaviour cloning (trained end to
+end through tokens alone, a tiny VLA did not ground on the image).
 
 Everything is random-initialised from configs (no hub) and saved as safetensors + JSON.
 """
@@ -192,7 +192,7 @@ class ApoVlaPolicy(nn.Module):
         mismatched_bins: torch.Tensor,
     ) -> tuple[PolicyOutput, torch.Tensor]:
         """The sample's own action [B, D] with a graph, and, without one, the token log-probs
-        of a mismatched action [B, D] on the same observation (z0's pair, APO_SPEC.md §5).
+        of a mismatched action [B, D] on the same observation (z0's pair, docs/apo.md §5).
 
         The mismatched action reuses the own pass's keys and values of the prefix (the cache
         cut back to it), so it costs D - 1 tokens instead of the prefix + D - 1; its first

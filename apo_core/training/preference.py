@@ -4,14 +4,14 @@
     sirius: NLL on batches with Sirius's class shares (interventions 50% of the mass).
     dpo:    chosen = the human's action, rejected = the policy's recorded proposal.
     kto:    prospect loss on balanced batches, λ = 1.
-    apo:    prospect loss with adaptive λ_D / λ_U (APO_SPEC.md §5).
+    apo:    prospect loss with adaptive λ_D / λ_U (docs/apo.md §5).
 
 The budget is ``train.epochs`` passes over the human-correction steps (the authors' unit).
 Reference log-probs are computed ONCE per round, before training, so no second model sits
 in memory during the update. The mismatched pair of sample i (its observation with another
 sample's actions, for z0) is fixed up front by a seeded permutation, so its reference
 log-prob is precomputed as well; it plays the role of the in-batch roll. z0 is detached
-(APO_SPEC.md §5), so the policy scores the mismatched pair without a graph, on the keys
+(docs/apo.md §5), so the policy scores the mismatched pair without a graph, on the keys
 and values of the own pass's prefix (``forward_with_mismatched``): the backward pass runs
 over the sample's own action only, and the pair costs D - 1 tokens, not the whole sequence.
 """
@@ -71,7 +71,7 @@ def with_lora(policy: ApoVlaPolicy, config: TrainConfig):
 def update_schedule(steps: Steps, method: Method, config: TrainConfig) -> list:
     """The batches of one update: ``config.epochs`` passes over the human-correction steps.
 
-    kto / apo:  balanced batches (APO_SPEC.md §3), an epoch = one pass over the human pool.
+    kto / apo:  balanced batches (docs/apo.md §3), an epoch = one pass over the human pool.
     sirius:     balanced batches with Sirius's class shares (autonomous steps count as
                 correct), same epoch.
     dagger:     shuffled passes over expert + human steps (every human step once per epoch).

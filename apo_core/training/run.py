@@ -172,7 +172,7 @@ def optimise(
         raise ApoError(f"training needs at least one step, got {total_steps}")
     Path(work_dir).mkdir(parents=True, exist_ok=True)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(trainable, lr=lr, fused=True)  # measured: ~2 ms of a ~30 ms step
+    optimizer = torch.optim.Adam(trainable, lr=lr, fused=True)  # one kernel for every parameter
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(warmup, total_steps))
     checkpoint = Checkpoint(work_dir, identity)
     start = checkpoint.restore(model, optimizer, scheduler, on_notice)

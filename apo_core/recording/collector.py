@@ -1,6 +1,6 @@
 """Deploy an actor in a world, with a human watching, and record every step.
 
-This is the "deploy → collect" half of the APO loop (APO_SPEC.md §1). Episode ``i`` of a
+This is the "deploy → collect" half of the APO loop (docs/apo.md §1). Episode ``i`` of a
 collection is always played with seed ``base_seed + i``, and each finished episode is on
 disk before the next one starts, so a collection cut off by a crash resumes where it
 stopped: the same episodes, never one twice, none lost.
@@ -16,10 +16,10 @@ import numpy as np
 
 from apo_core.actors import Actor
 from apo_core.envs.base import RobotEnv
-from apo_core.episode_store import EpisodeStore, IndexTaken
-from apo_core.episodes import Episode, EpisodeRecorder, Source, read_episode
 from apo_core.human.takeover import Overseer
 from apo_core.labels import ActedBy
+from apo_core.recording.episodes import Episode, EpisodeRecorder, Source, read_episode
+from apo_core.recording.store import EpisodeStore, IndexTaken
 
 
 def play_episode(env: RobotEnv, actor: Actor, overseer: Overseer | None, seed: int, source: Source) -> EpisodeRecorder:

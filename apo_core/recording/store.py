@@ -2,7 +2,7 @@
 
 On-disk contract (a directory per collection and robot, e.g.
 ``episodes/round-0003/push/sim-robot-0/``): ``episode-000017.parquet``, one file per
-finished episode (apo_core/episodes.py: columns and metadata).
+finished episode (apo_core/recording/episodes.py: columns and metadata).
 
 * A file is first written under a temporary name of its own writer
   (``.episode-000017.parquet.<host>-<pid>-<random>.tmp``), fsynced, then hard-linked to its
@@ -26,8 +26,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from apo_core.episodes import Episode, episode_to_table, read_episode
 from apo_core.errors import ApoError, DuplicateEpisodeError
+from apo_core.recording.episodes import Episode, episode_to_table, read_episode
 
 _FILE_PATTERN = re.compile(r"^episode-(\d{6})\.parquet$")
 _TEMP_PATTERN = re.compile(r"^\.episode-\d{6}\.parquet\.(?:(?P<host>[^.]+)-(?P<pid>\d+)-[0-9a-f]+\.)?tmp$")

@@ -8,9 +8,9 @@ which dataset version the champion was trained on.
 from __future__ import annotations
 
 from apo_core.config import ApoConfig
-from apo_core.layout import loop_tasks, next_round
-from apo_core.registry import registry_for
-from apo_core.robots import recorded_count
+from apo_core.loop.layout import loop_tasks, next_round
+from apo_core.loop.robots import recorded_count
+from apo_core.registry.store import registry_for
 
 
 def loop_status(config: ApoConfig) -> dict:

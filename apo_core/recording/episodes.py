@@ -1,4 +1,4 @@
-"""Recorded episodes: one Parquet file per finished episode (apo_core/episode_store.py
+"""Recorded episodes: one Parquet file per finished episode (apo_core/recording/store.py
 writes them crash-safe, several writers at once).
 
 File contract:

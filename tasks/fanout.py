@@ -5,7 +5,7 @@ each evaluation chunk) to a :class:`prefect_ray.RayTaskRunner`; ``engine: local`
 here, one after another. Either way each step is the same Prefect task on the same inputs, so
 the outcomes are the same (tests/test_fleet.py).
 
-Ray pitfalls handled here (MEASURED_NOTES.md, prefect#18485, mujoco#991):
+Ray pitfalls handled here (docs/deployment.md §7, prefect#18485, mujoco#991):
 * workers do not inherit the driver's Prefect API (an ephemeral server's URL is not even
   in its environment) nor ``MUJOCO_GL``: both go to every worker in ``runtime_env``;
 * worker processes are started fresh, never forked, and each owns its envs (one EGL
@@ -80,7 +80,7 @@ def ray_cluster(config: ApoConfig) -> Iterator[list]:
         ray.init(address, runtime_env={"env_vars": _worker_environment()}, **_ray_init_kwargs(config))
     except (ConnectionError, RuntimeError, ValueError) as error:
         raise ApoError(f"cluster.address: cannot start or reach {address or 'a local Ray'}: "
-                       f"{str(error).splitlines()[0]} (is `ray start --head` running there? infra/README.md)") from None
+                       f"{str(error).splitlines()[0]} (is `ray start --head` running there? docs/deployment.md §4)") from None
     try:
         yield warm_workers(config)
     finally:
@@ -92,16 +92,16 @@ def warm_workers(config: ApoConfig) -> list:
     warm-ups' references (nothing needs to wait for them).
 
     Workers are new processes for every driver, even on a long-running cluster: each one
-    imports torch, the policy code and Prefect's task engine and builds its envs (~45 s
-    here) before its first chunk. Started with the cluster, that happens while the driver does its serial steps
-    (demos, dataset, update). A warm-up that fails is dropped: the real step then fails
+    imports torch, the policy code and Prefect's task engine and builds its envs (tens
+    of seconds) before its first chunk. Started with the cluster, that happens while the
+    driver does its serial steps (demos, dataset, update). A warm-up that fails is dropped: the real step then fails
     (or retries) with the same error, where it is reported.
     """
     import ray
 
     from apo_core.evaluate import evaluation_chunks
-    from apo_core.layout import loop_tasks
-    from apo_core.loop import round_suites
+    from apo_core.loop.layout import loop_tasks
+    from apo_core.loop.learner import round_suites
 
     tasks = loop_tasks(config)
     at_once = max(len(config.collect.robots) * len(tasks),
@@ -113,10 +113,10 @@ def warm_workers(config: ApoConfig) -> list:
 
 def _warm_worker(config: ApoConfig, tasks: list[str]) -> None:
     """One worker's warm-up: Prefect's task engine, which every task runs in (its import
-    took 2 s of a worker's first task here, measured), then the worlds of a round."""
+    would otherwise be paid by the worker's first task), then the worlds of a round."""
     import prefect.task_engine  # noqa: F401
 
-    from apo_core.loop import prepare_worker
+    from apo_core.loop.learner import prepare_worker
 
     prepare_worker(config, tasks)
 
@@ -130,10 +130,10 @@ def _check_reachable(address: str, timeout: float = 5.0) -> None:
         socket.create_connection((host, int(port)), timeout=timeout).close()
     except OSError as error:
         raise ApoError(f"cluster.address: cannot reach a Ray cluster at {address}: {error.strerror or error} "
-                       f"(is `ray start --head` running there? infra/README.md)") from None
+                       f"(is `ray start --head` running there? docs/deployment.md §4)") from None
 
 
-class Fleet:
+class FanOut:
     """Runs calls of Prefect tasks: on Ray in parallel (:meth:`map`) or beside the caller's
     own work (:meth:`start`); or here, one by one.
 
@@ -151,7 +151,7 @@ class Fleet:
     def parallel(self) -> bool:
         return self._runner is not None
 
-    def __enter__(self) -> Fleet:
+    def __enter__(self) -> FanOut:
         if self.config.cluster.engine == "ray":
             from prefect_ray import RayTaskRunner
 
@@ -193,8 +193,8 @@ class Fleet:
 
         # At most one call per CPU of the cluster in flight, the next submitted as one
         # finishes: Ray does not start queued tasks in the order they were submitted, and a
-        # long chunk started last leaves the other workers idle at the end (measured: 7-13 s
-        # of a 55 s evaluation on two workers). Calls are thus started in the caller's order.
+        # long chunk started last leaves the other workers idle at the end. Calls are thus
+        # started in the caller's order (the longest chunks first).
         slots = max(1, int(ray.cluster_resources().get("CPU", 1)))
         waiting = deque(enumerate(calls))
         running: dict = {}  # Ray object ref -> (call index, Prefect future)
@@ -228,7 +228,7 @@ class Fleet:
 
 
 class Started:
-    """One call started by :meth:`Fleet.start`."""
+    """One call started by :meth:`FanOut.start`."""
 
     def __init__(self, *, future=None, run_here: Callable[[], Any] | None = None):
         self._future, self._run_here = future, run_here

@@ -1,4 +1,4 @@
-"""The robot side of the loop: deploy the champion, act with a human watching, record.
+"""The robot side of the loop: deploy a stored round, act with a human watching, record.
 
     deploy champion -> collect (the human takes over when the robot heads for failure)
 
@@ -16,17 +16,19 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from apo_core.collect import EMPTY_SUMMARY, CollectionSummary, collect_episodes, recorded_summary
 from apo_core.config import ApoConfig
 from apo_core.envs import process_env
-from apo_core.episode_store import EpisodeStore
-from apo_core.episodes import Episode
 from apo_core.errors import ApoError
 from apo_core.human import ScriptedExpert, SimulatedHuman
-from apo_core.layout import expert_dir, interaction_dir, next_round, round_interaction_dirs
+from apo_core.loop.layout import expert_dir, interaction_dir, next_round, round_interaction_dirs
 from apo_core.policy import cached_policy
 from apo_core.policy.actor import VlaActor
-from apo_core.registry import registry_for
+from apo_core.recording.collector import EMPTY_SUMMARY, CollectionSummary, collect_episodes, recorded_summary
+from apo_core.recording.episodes import Episode
+from apo_core.recording.store import EpisodeStore
+from apo_core.registry.object_store import NotFound
+from apo_core.registry.store import registry_for
+from apo_core.rounds import round_name
 
 OnEpisode = Callable[[Episode, Path], None]
 
@@ -42,28 +44,38 @@ def record_demonstrations(config: ApoConfig, task: str) -> CollectionSummary:
 
 
 def deploy_champion(config: ApoConfig) -> tuple[int, Path]:
-    """Download (and verify) the champion round; returns (round, local model dir).
+    """Deploy the champion round (:func:`deploy_round`); returns (round, local model dir)."""
+    champion, _ = registry_for(config).champion()
+    if champion is None:
+        raise ApoError(f"{config.registry_url}: no champion yet; run the bootstrap flow first")
+    return champion["round"], deploy_round(config, champion["round"])
+
+
+def deploy_round(config: ApoConfig, number: int) -> Path:
+    """Download (and verify) round N from the model store; returns the local model dir.
 
     A copy deployed earlier is re-checked against the round's manifest and downloaded again
     if any file differs. Several robots may deploy at once on one machine: each downloads
     into its own temporary directory, and the first to finish puts it in place.
     """
     registry = registry_for(config)
-    champion, _ = registry.champion()
-    if champion is None:
-        raise ApoError(f"{config.registry_url}: no champion yet; run the bootstrap flow first")
-    local = config.paths.workdir / "deployed" / f"round-{champion['round']:04d}"
-    if local.exists() and not registry.matches(champion["round"], local):
+    try:
+        registry.manifest(number)
+    except NotFound:
+        raise ApoError(f"round {number}: not in the model store {config.registry_url} "
+                       f"(`apo rounds` lists the stored rounds)") from None
+    local = config.paths.workdir / "deployed" / round_name(number)
+    if local.exists() and not registry.matches(number, local):
         shutil.rmtree(local, ignore_errors=True)  # changed or damaged since it was deployed
     if not local.exists():
         partial = local.with_name(f"{local.name}.partial-{os.getpid()}")
         shutil.rmtree(partial, ignore_errors=True)
-        registry.download(champion["round"], partial)
+        registry.download(number, partial)
         try:
             partial.rename(local)
         except OSError:  # another robot put the same round in place first
             shutil.rmtree(partial, ignore_errors=True)
-    return champion["round"], local
+    return local
 
 
 def collect_interactions(config: ApoConfig, round_number: int, policy_round: int, model_dir: Path, task: str,
@@ -73,7 +85,7 @@ def collect_interactions(config: ApoConfig, round_number: int, policy_round: int
     needed, until the robot's directory for round N holds ``until`` episodes (default: the
     robot's share of the round's interactions). Returns what was recorded here."""
     env = process_env(task, config.env)
-    actor = VlaActor(cached_policy(model_dir), env.instruction, name=f"round-{policy_round:04d}")
+    actor = VlaActor(cached_policy(model_dir), env.instruction, name=round_name(policy_round))
     human = SimulatedHuman(ScriptedExpert(env), env, config.takeover)
     store = EpisodeStore.for_writing(interaction_dir(config, round_number, task, robot))
     until = config.collect.robot_share(robot) if until is None else until
@@ -81,7 +93,7 @@ def collect_interactions(config: ApoConfig, round_number: int, policy_round: int
         raise ApoError(f"{store.directory}: {until} episodes exceed robot {robot}'s "
                        f"{config.collect.seeds_per_robot} seeds of round {round_number}")
     return collect_episodes(
-        env, actor, human, store, collection=f"round-{round_number:04d}", until=until,
+        env, actor, human, store, collection=round_name(round_number), until=until,
         base_seed=config.collect.round_seed(round_number, robot), source="interaction",
         policy_round=policy_round, robot_id=robot, fps=config.env.fps, on_episode=on_episode,
     )

@@ -10,7 +10,7 @@ Layout (the same in S3 and in a local directory; ``aws s3 ls`` shows it as is):
     champion.json                        {"round": 3, ...}, replaced by compare-and-swap only
     audit/20261122T010203.123456Z-<uuid>.json   one object per event, never overwritten
 
-* Write-once (apo_core/object_store.py): a round without a complete manifest is invisible,
+* Write-once (apo_core/registry/object_store.py): a round without a complete manifest is invisible,
   so a crash while uploading leaves nothing that can be loaded or promoted.
 * Champion compare-and-swap: of two concurrent promotions exactly one wins.
 * Loading, deploying or rolling back to a round re-hashes every file against its manifest.
@@ -20,7 +20,6 @@ Layout (the same in S3 and in a local directory; ``aws s3 ls`` shows it as is):
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 import uuid
@@ -28,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from apo_core.object_store import (
+from apo_core.registry.object_store import (
     AlreadyExists,
     Backend,
     CorruptPointer,

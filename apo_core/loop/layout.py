@@ -14,10 +14,11 @@ import json
 from pathlib import Path
 
 from apo_core.config import ApoConfig
+from apo_core.rounds import round_name
 
 
 def round_dir(config: ApoConfig, round_number: int) -> Path:
-    return config.paths.workdir / "rounds" / f"round-{round_number:04d}"
+    return config.paths.workdir / "rounds" / round_name(round_number)
 
 
 def expert_dir(config: ApoConfig, task: str) -> Path:
@@ -26,12 +27,12 @@ def expert_dir(config: ApoConfig, task: str) -> Path:
 
 def interaction_dir(config: ApoConfig, round_number: int, task: str, robot: str) -> Path:
     """Where ``robot`` records its interactions for round N."""
-    return config.paths.episodes / f"round-{round_number:04d}" / task / robot
+    return config.paths.episodes / round_name(round_number) / task / robot
 
 
 def round_interaction_dirs(config: ApoConfig, round_number: int, tasks: list[str]) -> list[Path]:
     """Every robot's episode directory of round N, also those of robots since removed from the fleet."""
-    root = config.paths.episodes / f"round-{round_number:04d}"
+    root = config.paths.episodes / round_name(round_number)
     return sorted(d for task in tasks if (root / task).is_dir() for d in (root / task).iterdir() if d.is_dir())
 
 

@@ -3,7 +3,7 @@
     label + version dataset -> update (reference = the champion) -> evaluate -> publish
     round -> promote if better
 
-(The robot side, deploy -> collect, is :mod:`apo_core.robots`.) Every step first looks at
+(The robot side, deploy -> collect, is :mod:`apo_core.loop.robots`.) Every step first looks at
 what is already on disk / in the stores and continues from there, so a round killed at
 any point is completed by running it again: a tagged dataset is not rebuilt, training
 resumes from its checkpoint, a finished model / evaluation / published round / promotion
@@ -25,11 +25,11 @@ from apo_core.envs import MetaWorldEnv, process_env
 from apo_core.errors import ApoError
 from apo_core.evaluate import NO_PERTURBATION, EvalChunk, EvalResult, chunk_envs, evaluation_chunks, merge_chunks
 from apo_core.evaluate import evaluate_chunk as evaluate_chunk_with
-from apo_core.gate import GateInputError, paired_gain, promotion_decision, summarise
-from apo_core.layout import dataset_sources, round_dir
+from apo_core.loop.layout import dataset_sources, round_dir
 from apo_core.policy import ApoVlaPolicy, cached_policy
 from apo_core.policy.actor import VlaActor
-from apo_core.registry import MANIFEST, NotFound, RegistryError, registry_for, round_prefix
+from apo_core.registry.gate import GateInputError, paired_gain, promotion_decision, summarise
+from apo_core.registry.store import MANIFEST, NotFound, RegistryError, registry_for, round_prefix
 
 TRAINING_RECORD = "training.json"
 
@@ -102,7 +102,7 @@ def prepare_worker(config: ApoConfig, tasks: list[str]) -> None:
     """Build what this process plays a round with before its first chunk arrives: the
     rendered world a robot collects in and the worlds of every evaluation chunk (kept by
     :mod:`apo_core.envs.pool`); importing this module loaded the policy code. A fresh
-    worker otherwise pays this (~45 s here with 5 suites) inside its first collection or
+    worker otherwise pays this (tens of seconds with 5 suites) inside its first collection or
     evaluation chunk, after the driver's serial steps instead of during them."""
     for task in tasks:
         process_env(task, config.env)

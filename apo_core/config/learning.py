@@ -1,0 +1,99 @@
+"""The policy and its training: sizes and inputs of the VLA, behaviour cloning and the update."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from apo_core.config.base import Section
+
+Method = Literal["bc", "dagger", "sirius", "dpo", "kto", "apo"]
+UPDATE_METHODS = ("dagger", "sirius", "dpo", "kto", "apo")  # round k+1 from round k (all but bc)
+
+
+class PolicyConfig(Section):
+    """Sizes and inputs of the tiny VLA (apo_core/policy/configuration_apo_vla.py)."""
+
+    state_inputs: Literal["proprio", "proprio+goal", "proprio+objects"] = Field(
+        "proprio+objects", description="the low-dim state it reads: the hand (proprio), + the goal, or + the "
+        "object poses and the goal (what the simulated human's corrections depend on)")
+    use_image: bool = Field(False, description="true: a vision tower reads the 64 px image (the world then "
+                            "renders while the policy acts)")
+    patch_size: int = Field(16, ge=2, description="vision tower patch side, pixels (must divide env.image_size)")
+    vision_hidden_size: int = Field(64, ge=8, description="vision tower width")
+    vision_layers: int = Field(2, ge=1, description="vision tower layers")
+    hidden_size: int = Field(128, ge=16, description="decoder width")
+    decoder_layers: int = Field(2, ge=1, description="decoder layers")
+
+
+class TrainConfig(Section):
+    """Behaviour cloning (round 0) and the update of round k+1 from round k (docs/apo.md §5-§7).
+
+    The defaults were chosen on validation seeds for the tiny policy (benchmarks/README.md);
+    the paper's settings are in each field's description.
+    """
+
+    seed: int = Field(0, description="seeds the policy's initialisation, the batch schedule and augmentation")
+    threads: int = Field(2, ge=1, description="torch threads of training in the flow's own process (on Ray: "
+                         "cluster.update_cpus)")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when the machine has a GPU "
+                                                   "(on Ray the update then asks for num_gpus: 1)")
+    checkpoint_every: int = Field(200, ge=1, description="optimiser steps between checkpoints (a killed run "
+                                  "resumes from the last)")
+    bc_steps: int = Field(2000, ge=1, description="behaviour-cloning steps of round 0, from random init")
+    bc_batch_size: int = Field(32, ge=1, description="behaviour-cloning batch size")
+    bc_lr: float = Field(3e-4, gt=0, le=1, description="behaviour-cloning learning rate (Adam)")
+    aux_weight: float = Field(1.0, ge=0, description="weight of the auxiliary continuous-action regression "
+                              "(it grounds the encoder)")
+    augment_shift: int = Field(4, ge=0, description="random-shift image augmentation, pixels (image policies)")
+    epochs: float = Field(10, gt=0, description="the update's budget: passes over the human-correction steps "
+                          "(the authors' unit; they run 50)")
+    update_params: Literal["lora", "full"] = Field("full", description="full: every parameter; lora: adapters "
+                                                   "on the decoder, merged after the update (the paper)")
+    batch_size: int = Field(32, ge=2, description="the update's batch size (paper: 8 per GPU × 4 GPUs)")
+    lr: float = Field(3e-4, gt=0, le=1, description="the update's learning rate (paper: 5e-5)")
+    warmup_steps: int = Field(10, ge=0, description="linear warm-up steps, then cosine decay to 0")
+    lora_r: int = Field(32, ge=1, description="LoRA rank (paper: 32)")
+    lora_alpha: int = Field(16, ge=1, description="LoRA alpha (paper: 16)")
+    lora_dropout: float = Field(0.0, ge=0, lt=1, description="LoRA dropout (paper: 0)")
+    beta: float = Field(0.1, gt=0, description="β of the prospect (KTO/APO) and DPO losses")
+    beta_d: float = Field(1.0, ge=0, description="β_D of APO's desirable weights λ_D = 1 - exp(-β_D w)")
+    beta_u: float = Field(1.0, ge=0, description="β_U of APO's undesirable weights λ_U = exp(-β_U w)")
+    z0_clamp: tuple[float | None, float | None] | None = Field(
+        (-5.0, 5.0), description="[low, high] clamp of the KL estimate z0 (the APO code; TRL's KTO: [0, null])")
+    z0_mode: Literal["mismatched", "exact"] = Field(
+        "mismatched", description="mismatched: z0 from mismatched pairs (the paper); exact: the per-token KL over "
+        "the action bins")
+    weight_norm: Literal["batch", "subset"] = Field(
+        "batch", description="APO's w_i normalised over the batch (the paper) or within the desirable and "
+        "undesirable subsets (the authors' code)")
+    ignore_gripper_when_undesirable: bool = Field(
+        True, description="leave the gripper token out of an undesirable sample's reward (the supplementary)")
+    ratios: dict[Literal["correct", "human", "failure"], float] = Field(
+        default_factory=lambda: {"correct": 0.5, "human": 0.25, "failure": 0.25},
+        description="shares of each preference batch: correct / human-correction / failure-prone steps")
+    autonomous_is_correct: bool = Field(True, description="the robot's own autonomous steps join the 'correct' "
+                                        "pool (the authors' code; the paper: the demos only)")
+    desirable_mass_ratio: float | None = Field(
+        None, gt=0, description="KTO-style balance: rescale λ so Σλ_D / Σλ_U = this (null: as the formula gives)")
+    nll_weight: float = Field(1.0, ge=0, description="NLL anchor on the desirable samples (TRL's rpo_alpha; the "
+                              "authors' code: 0)")
+    sirius_intervention_share: float = Field(0.5, gt=0, lt=1, description="method sirius: the interventions' "
+                                             "share of each batch")
+    sirius_pre_intervention_share: float = Field(0.002, ge=0, lt=1, description="method sirius: the "
+                                                 "failure-prone steps' share (Sirius: ~0)")
+
+    @model_validator(mode="after")
+    def _ranges_ordered(self) -> TrainConfig:
+        low, high = self.z0_clamp or (None, None)
+        if low is not None and high is not None and low > high:
+            raise ValueError(f"train.z0_clamp must be [low, high] with low <= high, got [{low}, {high}]")
+        if set(self.ratios) != {"correct", "human", "failure"} or any(v < 0 for v in self.ratios.values()):
+            raise ValueError(f"train.ratios needs non-negative shares for correct, human and failure, got {self.ratios}")
+        if self.ratios["human"] <= 0:
+            raise ValueError("train.ratios.human must be > 0: an epoch is a pass over the human-correction steps")
+        if self.sirius_intervention_share + self.sirius_pre_intervention_share >= 1:
+            raise ValueError("train.sirius_intervention_share + sirius_pre_intervention_share must be < 1 "
+                             "(the rest is the demos' and robot steps' share)")
+        return self

@@ -1,0 +1,63 @@
+"""The whole configuration: one section per concern."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+
+from apo_core.config.base import Section
+from apo_core.config.learning import PolicyConfig, TrainConfig
+from apo_core.config.services import ClusterConfig, DatasetConfig, PathsConfig, RegistryConfig
+from apo_core.config.world import (
+    CollectConfig,
+    EnvConfig,
+    EvaluationConfig,
+    LabelConfig,
+    PerturbationConfig,
+    TakeoverConfig,
+)
+from apo_core.errors import ConfigError
+
+
+class ApoConfig(Section):
+    """Every setting of the pipeline. A config file names only what it changes."""
+
+    env: EnvConfig = Field(default_factory=EnvConfig, description="the simulated world")
+    takeover: TakeoverConfig = Field(default_factory=TakeoverConfig, description="the simulated human")
+    labels: LabelConfig = Field(default_factory=LabelConfig, description="per-step APO labels")
+    collect: CollectConfig = Field(default_factory=CollectConfig, description="collection by the fleet")
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig, description="seeded evaluation")
+    policy: PolicyConfig = Field(default_factory=PolicyConfig, description="the policy's sizes and inputs")
+    train: TrainConfig = Field(default_factory=TrainConfig, description="behaviour cloning and the update")
+    dataset: DatasetConfig = Field(default_factory=DatasetConfig, description="dataset versioning")
+    registry: RegistryConfig = Field(default_factory=RegistryConfig, description="the model store and the gate")
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig, description="where the fan-out runs")
+    loop_tasks: int = Field(1, ge=1, description="the loop runs on the first N of env.tasks")
+    paths: PathsConfig = Field(default_factory=PathsConfig, description="where the loop keeps its files")
+
+    @model_validator(mode="after")
+    def _patches_tile_the_image(self) -> ApoConfig:
+        if self.policy.use_image and self.env.image_size % self.policy.patch_size:
+            raise ValueError(f"policy.patch_size {self.policy.patch_size} must divide env.image_size "
+                             f"{self.env.image_size}")
+        return self
+
+    @property
+    def dataset_workspace(self) -> Path:
+        return self.dataset.workspace or self.paths.workdir / "workspace"
+
+    @property
+    def dataset_remote(self) -> str:
+        return self.dataset.remote or str(self.paths.workdir / "dvc-remote")
+
+    @property
+    def registry_url(self) -> str:
+        return self.registry.url or str(self.paths.workdir / "model-store")
+
+    def perturbation(self, name: str) -> PerturbationConfig:
+        for perturbation in self.evaluation.perturbations:
+            if perturbation.name == name:
+                return perturbation
+        known = [p.name for p in self.evaluation.perturbations]
+        raise ConfigError(f"unknown perturbation suite {name!r}; expected one of {known}")
