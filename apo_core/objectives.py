@@ -8,7 +8,7 @@ Notation (per sample i, action tokens y = y_1..y_D of observation o):
     desirable:   L_i = 1 - σ(β (r_i - z0))
     undesirable: L_i = 1 - σ(β (z0 - r_i))
 APO reweights each L_i with the policy's current continuous error (detached):
-    l_i  = mean_d |decode(argmax π_θ(·|o_i)) - a_i|   (normalised action space)
+    l_i  = mean_d |decode(argmax π_θ(·|o_i)) - a_i|   (normalised action space; NaN: undecodable)
     w_i  = l_i / Σ_j l_j                            ("batch", the paper)
            or (l_i + 1e-4) / Σ_{j ∈ same subset} (l_j + 1e-4)   ("subset", the code)
     λ_D  = 1 - exp(-β_D w_i)        λ_U = exp(-β_U w_i)
@@ -74,15 +74,15 @@ def kto_losses(
     return 1.0 - torch.sigmoid(beta * margin), rewards, z0
 
 
-def greedy_l1_error(action_logprobs: torch.Tensor, bin_centers: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """l_i = mean_d |decode(argmax π_θ(·|o_i)) - a_i| in normalised action space, detached.
+def l1_error(decoded: torch.Tensor, target: torch.Tensor, decodable: torch.Tensor) -> torch.Tensor:
+    """l_i = mean_d |decoded_i - a_i| in normalised action space, detached; NaN where the
+    policy's greedy tokens could not be decoded (its weight is then 1, :func:`adaptive_weights`).
 
-    ``action_logprobs`` [B, D, V] over the V action token ids, ``bin_centers`` [V - 1],
-    ``target`` [B, D] the normalised actions. The last id has no bin of its own: like the
-    tokenizer's decode (OpenVLA's), it maps to the last centre.
+    ``decoded`` [B, D]: the decode of the argmax token at each teacher-forced position;
+    ``target`` [B, D]: the normalised actions; ``decodable`` [B] bool.
     """
-    greedy = action_logprobs.detach().argmax(dim=-1).clamp_max(len(bin_centers) - 1)
-    return (bin_centers[greedy] - target).abs().mean(dim=-1)
+    error = (decoded.detach() - target).abs().mean(dim=-1)
+    return torch.where(decodable, error, torch.full_like(error, float("nan")))
 
 
 def adaptive_weights(
@@ -201,9 +201,11 @@ def dpo_loss(
     return losses.mean(), metrics
 
 
-def nll_loss(token_logps: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """BC / DAgger baseline: mean negative log-likelihood of the action tokens [B, D]."""
-    loss = -token_logps.mean()
+def nll_loss(token_logps: torch.Tensor,
+             mask: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """BC / DAgger baseline: mean negative log-likelihood of the action tokens [B, T]
+    (over the positions ``mask`` marks, when token sequences differ in length)."""
+    loss = -token_logps.mean() if mask is None else -(token_logps * mask).sum() / mask.sum().clamp_min(1)
     return loss, {"loss": loss.detach()}
 
 

@@ -44,8 +44,8 @@ METHODS = {
     "sirius": ("sirius", {}),
     "dpo": ("dpo", {}),
     "kto": ("kto", {}),
-    "apo": ("apo", {"weight_norm": "batch"}),  # the paper's whole-batch weights
-    "apo-subset": ("apo", {"weight_norm": "subset"}),  # the authors' code: per-subset weights
+    "apo": ("apo", {"apo": {"weight_norm": "batch"}}),  # the paper's whole-batch weights
+    "apo-subset": ("apo", {"apo": {"weight_norm": "subset"}}),  # the authors' code: per-subset weights
 }
 
 
@@ -104,7 +104,7 @@ def score(config, policy, task: str, split: str, episodes: int | None = None) ->
     from apo_core.registry.gate import summarise
 
     results = evaluate(config, lambda env: VlaActor(policy, env.instruction), tasks=[task], split=split,
-                       episodes=episodes, render=policy.config.use_image)
+                       episodes=episodes, render=policy.needs_image)
     return summarise([r.to_dict() for r in results])
 
 
@@ -142,7 +142,7 @@ def method_job(config_path: Path | None, settings: dict, seed: int, name: str, r
     from apo_core.human import ScriptedExpert, SimulatedHuman
     from apo_core.labels import Label
     from apo_core.loop.learner import train_policy
-    from apo_core.policy import ApoVlaPolicy
+    from apo_core.policy import load_policy
     from apo_core.policy.actor import VlaActor
     from apo_core.registry.gate import paired_gain, promotion_decision
 
@@ -157,7 +157,7 @@ def method_job(config_path: Path | None, settings: dict, seed: int, name: str, r
     champion_dir, champion_val, champion_test = work / f"seed-{seed}" / "round-0000", base["validation"], base["test"]
     history = []
     for number in range(1, rounds + 1):
-        champion = ApoVlaPolicy.from_pretrained(champion_dir)
+        champion = load_policy(champion_dir)
         start = time.perf_counter()
         human = SimulatedHuman(ScriptedExpert(env), env, config.takeover)
         seeds = [config.collect.seed + 100_000 * number + i for i in range(config.collect.interactions_per_round)]

@@ -23,9 +23,8 @@ from _report import report  # noqa: E402
 from apo_core.config import load_config  # noqa: E402
 from apo_core.data.steps import Steps  # noqa: E402
 from apo_core.labels import ActedBy, Label  # noqa: E402
-from apo_core.objectives import action_logps, apo_loss, greedy_l1_error, nll_loss  # noqa: E402
-from apo_core.policy import ApoVlaPolicy  # noqa: E402
-from apo_core.training.bc import build_policy  # noqa: E402
+from apo_core.objectives import action_logps, apo_loss, l1_error, nll_loss  # noqa: E402
+from apo_core.policy import ActionTokens, ApoVlaPolicy  # noqa: E402
 
 INSTRUCTION = "push the puck to the goal"
 
@@ -63,18 +62,18 @@ def default_policy() -> ApoVlaPolicy:
         episode_ids=np.array(["stand-in"] * rows, dtype=object),
         success=np.ones(rows, dtype=bool),
     )
-    return build_policy(expert_steps, config.policy, image_size=config.env.image_size, action_dim=4, gripper_dim=3,
-                        seed=0)
+    return ApoVlaPolicy.build(config.policy, expert_steps, image_size=config.env.image_size, action_dim=4,
+                              gripper_dim=3, seed=0)
 
 
 def observations(policy: ApoVlaPolicy, batch: int, generator: torch.Generator):
-    """Random policy inputs for ``batch`` observations: pixels (None without a vision tower),
-    state, instruction ids."""
-    size = policy.config.image_size
-    pixels = (policy.pixels(torch.randint(0, 256, (batch, size, size, 3), dtype=torch.uint8, generator=generator))
-              if policy.config.use_image else None)
-    state = torch.randn(batch, policy.config.state_dim, generator=generator)
-    return pixels, state, policy.instruction_ids([INSTRUCTION] * batch)
+    """Random policy inputs for ``batch`` observations."""
+    size, config = policy.config.image_size, policy.config
+    images = (torch.randint(0, 256, (batch, size, size, 3), dtype=torch.uint8, generator=generator).numpy()
+              if policy.needs_image else None)
+    proprio = torch.randn(batch, config.proprio_dim, generator=generator).numpy()
+    environment_state = torch.randn(batch, config.environment_state_dim, generator=generator).numpy()
+    return policy.observations(images, proprio, environment_state, [INSTRUCTION] * batch)
 
 
 def main() -> None:
@@ -85,13 +84,12 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     policy = default_policy().train()
     optimizer = torch.optim.Adam(policy.parameters(), lr=3e-4, fused=True)
-    centers = torch.from_numpy(policy.action_tokenizer.centers.astype(np.float32))
     rows = []
     for batch in (16, 32):
         g = torch.Generator().manual_seed(batch)
-        pixels, state, ids = observations(policy, batch, g)
-        bins = torch.randint(0, 255, (batch, 4), generator=g)
-        mismatched = bins.roll(1, dims=0)
+        inputs = observations(policy, batch, g)
+        bins = ActionTokens(torch.randint(0, 255, (batch, 4), generator=g))
+        mismatched = ActionTokens(bins.ids.roll(1, dims=0))
         ref, ref_mismatched = torch.randn(batch, generator=g), torch.randn(batch, generator=g)
         target = torch.randn(batch, 4, generator=g)
         desirable = torch.arange(batch) % 4 != 0
@@ -103,30 +101,31 @@ def main() -> None:
             optimizer.step()
 
         def nll_step():
-            optimise(nll_loss(policy.token_logps(policy(pixels, state, ids, bins), bins))[0])
+            optimise(nll_loss(policy.score_actions(inputs, bins).token_logps)[0])
 
-        def apo(output, mismatched_logps):
-            own = policy.token_logps(output, bins.unsqueeze(1))[:, 0]
-            loss, _ = apo_loss(action_logps(own, desirable, 3), ref, mismatched_logps.sum(-1), ref_mismatched,
-                               desirable, greedy_l1_error(output.action_logprobs[:, 0], centers, target))
-            optimise(loss + nll_loss(own[desirable])[0])
+        def apo(scores, mismatched_logps):
+            decoded, ok = policy.decode_normalized(ActionTokens(scores.greedy_ids))
+            loss, _ = apo_loss(action_logps(scores.token_logps, desirable, 3), ref, mismatched_logps.sum(-1),
+                               ref_mismatched, desirable, l1_error(decoded, target, ok))
+            optimise(loss + nll_loss(scores.token_logps[desirable])[0])
 
         def apo_step():
-            apo(*policy.forward_with_mismatched(pixels, state, ids, bins, mismatched))
+            scores = policy.score_actions(inputs, bins, mismatched=mismatched)
+            apo(scores, scores.mismatched_logps)
 
         def apo_step_two_passes():
-            output = policy(pixels, state, ids, bins)
+            scores = policy.score_actions(inputs, bins)
             with torch.no_grad():
-                mismatched_logps = policy.token_logps(policy(pixels, state, ids, mismatched), mismatched)
-            apo(output, mismatched_logps)
+                mismatched_logps = policy.score_actions(inputs, mismatched).token_logps
+            apo(scores, mismatched_logps)
 
         nll_ms, apo_ms, two_pass_ms = timed([nll_step, apo_step, apo_step_two_passes], args.repeats)
         rows.append([f"train step, batch {batch}", round(nll_ms, 1), round(apo_ms, 1), round(apo_ms / nll_ms, 2),
                      round(two_pass_ms, 1)])
     policy.eval()
     for batch in (1, 16):
-        pixels, state, ids = observations(policy, batch, torch.Generator().manual_seed(batch))
-        [decode_ms] = timed([lambda: policy.generate(pixels, state, ids)], args.repeats)
+        inputs = observations(policy, batch, torch.Generator().manual_seed(batch))
+        [decode_ms] = timed([lambda: policy.generate(inputs)], args.repeats)
         rows.append([f"greedy decode, batch {batch}", round(decode_ms, 1), "", "", ""])
     report("step_cost", ["what", "NLL ms (or decode ms)", "APO ms", "APO / NLL", "APO ms, mismatched pair in a "
                          "second full pass"], rows, {"threads": args.threads})

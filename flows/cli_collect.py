@@ -97,10 +97,10 @@ def _collection(config: ApoConfig, policy: str, task: str, robot: str) -> tuple[
 
 
 def _load_policy(directory: Path):
-    from apo_core.policy import ApoVlaPolicy
+    from apo_core.policy import load_policy
 
     try:
-        return ApoVlaPolicy.from_pretrained(directory)
+        return load_policy(directory)
     except FileNotFoundError as exc:
         raise ApoError(str(exc)) from None
 
@@ -212,7 +212,6 @@ def run_train(config: ApoConfig, *, method: str, data: list[Path] | None, refere
     """Train a model (BC from scratch, or a preference update of ``reference``) and save it."""
     from apo_core.data.steps import load_steps
     from apo_core.loop.learner import save_model, train_policy
-    from apo_core.training import update_schedule
     from tasks.progress import StepProgress
 
     if method != "bc" and reference is None:
@@ -228,14 +227,10 @@ def run_train(config: ApoConfig, *, method: str, data: list[Path] | None, refere
     out = out or config.paths.models / method
     policy = _load_policy(reference) if reference is not None else None
     try:
-        labelled = load_steps(directories, config.labels, policy.action_tokenizer if policy else None)
+        labelled = load_steps(directories, config.labels, policy.action_normalizer if policy else None)
     except ValueError as exc:
         raise ApoError(str(exc)) from None
-    try:
-        total = config.train.bc_steps if method == "bc" else len(update_schedule(labelled, method, config.train))
-    except ValueError as exc:
-        raise ApoError(str(exc)) from None
-    with StepProgress(f"train {method}", total, "steps") as progress:
+    with StepProgress(f"train {method}", None, "steps") as progress:
         def on_step(step, total, metrics):
             progress.update(step, total, loss=f"{metrics['loss']:.4f}")
 
@@ -282,7 +277,7 @@ def run_evaluate(config: ApoConfig, *, model: str, tasks: list[str] | None, suit
 
     with StepProgress(f"evaluate ({split} seeds)", total, "episodes") as progress:
         results = evaluate(config, make_actor, tasks=tasks, suites=suites, episodes=episodes, with_human=with_human,
-                           split=split, render=policy is None or policy.config.use_image, on_episode=on_episode)
+                           split=split, render=policy is None or policy.needs_image, on_episode=on_episode)
     print(f"{'task':<18}{'suite':<16}{'success':>9}  {'95% CI':<15}{'length':>7}{'takeovers/ep':>14}{'human share':>13}")
     for r in results:
         low, high = r.interval

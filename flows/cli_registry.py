@@ -86,12 +86,12 @@ def run_publish(config: ApoConfig, round_number: int, model: Path, method: str, 
 
 def check_loadable(model: Path) -> None:
     """A round must be a policy that loads: refuse an empty, partial or foreign directory."""
-    from apo_core.policy import ApoVlaPolicy
+    from apo_core.policy import load_policy
 
     if not model.is_dir():
         raise ApoError(f"{model}: no such model directory")
     try:
-        ApoVlaPolicy.from_pretrained(model)
+        load_policy(model)
     except FileNotFoundError as error:
         raise ApoError(str(error)) from None
     except Exception as error:  # truncated weights, a config of another model, ...

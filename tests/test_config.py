@@ -70,7 +70,7 @@ def test_a_user_file_changes_only_what_it_names(tmp_path):
 @pytest.mark.parametrize("overrides,field", [
     ({"train": {"lr": float("inf")}}, "train.lr"),
     ({"registry": {"promote_margin": float("nan")}}, "registry.promote_margin"),
-    ({"train": {"z0_clamp": [5.0, -5.0]}}, "z0_clamp"),
+    ({"train": {"kto": {"z0_clamp": [5.0, -5.0]}}}, "train.kto"),
     ({"train": {"epochs": 0}}, "train.epochs"),
     ({"evaluation": {"seed": 800_000_000, "test_seed": 800_000_010}}, "overlap"),
 ])
@@ -111,14 +111,15 @@ def apo(*args):
 
 def test_config_show_names_where_each_value_came_from(tmp_path):
     mine = tmp_path / "mine.yaml"
-    mine.write_text("train:\n  lr: 0.001\n  ratios: {correct: 0.6, human: 0.2, failure: 0.2}\n")
+    mine.write_text("train:\n  lr: 0.001\n  kto:\n    ratios: {correct: 0.6, human: 0.2, failure: 0.2}\n")
     result = apo("--config", str(mine), "--set", "train.epochs=3", "--workdir", str(tmp_path / "w"),
                  "config", "show", "--json")
     assert result.returncode == 0, result.stderr
     shown = json.loads(result.stdout)
     assert shown["config"]["train"]["lr"] == 0.001 and shown["config"]["train"]["epochs"] == 3
     sources = shown["sources"]
-    assert sources["train.lr"] == sources["train.ratios.correct"] == str(mine)
+    assert sources["train.lr"] == sources["train.kto.ratios.correct"] == str(mine)
+    assert sources["train.apo.ratios.correct"] == "default"
     assert sources["train.epochs"] == sources["paths.workdir"] == "command line"
     assert sources["train.batch_size"] == sources["env.tasks"] == "default"
     assert set(sources) == set(leaf_values(shown["config"]))

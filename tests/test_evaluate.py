@@ -6,7 +6,9 @@ from apo_core.config import load_config
 from apo_core.envs import make_env
 from apo_core.evaluate import evaluate, evaluate_actor, evaluate_lockstep, evaluation_seeds
 from apo_core.policy.actor import VlaActor
-from apo_core.training import build_policy, train_bc
+from apo_core.data.steps import expert_mask
+from apo_core.policy import ApoVlaPolicy
+from apo_core.training import train
 
 
 @pytest.fixture(scope="module")
@@ -14,9 +16,10 @@ def state_only(small_round, tmp_path_factory):
     """A state-only policy, briefly behaviour-cloned: it acts without images."""
     config = load_config(None, {"policy": {"use_image": False, "state_inputs": "proprio+objects"},
                                 "env": {"max_steps": 60}, "evaluation": {"episodes": 6, "lockstep_envs": 4}})
-    policy = build_policy(small_round, config.policy, image_size=64, action_dim=4, gripper_dim=3, seed=0)
+    policy = ApoVlaPolicy.build(config.policy, small_round.select(expert_mask(small_round)), image_size=64,
+                                action_dim=4, gripper_dim=3, seed=0)
     settings = config.train.model_copy(update={"bc_steps": 30, "threads": 1, "bc_batch_size": 16})
-    return config, train_bc(policy, small_round, settings, tmp_path_factory.mktemp("bc"))
+    return config, train(policy, small_round, "bc", settings, tmp_path_factory.mktemp("bc"))
 
 
 @pytest.mark.slow

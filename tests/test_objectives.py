@@ -12,8 +12,8 @@ from apo_core.objectives import (
     balance_mass,
     dpo_loss,
     exact_token_kl,
-    greedy_l1_error,
     kto_loss,
+    l1_error,
     nll_loss,
 )
 
@@ -104,15 +104,12 @@ def test_weights_batch_and_subset_norms():
         adaptive_weights(torch.tensor([0.1, 0.5]), torch.tensor([False, False]))[1]
 
 
-def test_greedy_l1_error_decodes_the_argmax_bin_including_the_last_token_id():
-    centers = torch.tensor([-0.5, 0.0, 0.5])  # 4 token ids, 3 bins
-    logprobs = torch.log(torch.tensor([
-        [[0.7, 0.1, 0.1, 0.1], [0.1, 0.1, 0.7, 0.1]],
-        [[0.1, 0.1, 0.1, 0.7], [0.1, 0.7, 0.1, 0.1]],  # argmax = the last id -> the last centre
-    ]))
-    target = torch.tensor([[-0.5, 0.0], [0.0, 0.2]])
-    expected = [(0.0 + 0.5) / 2, (0.5 + 0.2) / 2]
-    assert greedy_l1_error(logprobs, centers, target).tolist() == pytest.approx(expected)
+def test_l1_error_is_the_mean_absolute_error_and_nan_where_undecodable():
+    decoded = torch.tensor([[-0.5, 0.5], [0.5, 0.0], [1.0, 1.0]])
+    target = torch.tensor([[-0.5, 0.0], [0.0, 0.2], [0.0, 0.0]])
+    error = l1_error(decoded, target, torch.tensor([True, True, False]))
+    assert error[:2].tolist() == pytest.approx([(0.0 + 0.5) / 2, (0.5 + 0.2) / 2])
+    assert math.isnan(error[2].item())
 
 
 def test_undecodable_samples_weigh_one():

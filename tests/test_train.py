@@ -4,17 +4,26 @@ crash/resume, and the step-0 identity (policy == reference -> every L_i = 0.5)."
 import pytest
 import torch
 
-from apo_core.training import build_policy, train_bc, train_preference
+from apo_core.config import with_overrides
+from apo_core.data.steps import expert_mask
+from apo_core.policy import ApoVlaPolicy
+from apo_core.training import TRAINERS, train
 
 
 def tiny(config, **update):
+    """Small budgets; ``update`` may name a method's section, e.g. ``apo={"z0_mode": "exact"}``."""
     settings = {"bc_steps": 12, "epochs": 0.05, "bc_batch_size": 8, "batch_size": 8, "checkpoint_every": 5,
                 "threads": 1, **update}
-    return config.train.model_copy(update=settings)
+    return with_overrides(config, {"train": settings}).train
 
 
 def new_policy(steps, config):
-    return build_policy(steps, config.policy, image_size=64, action_dim=4, gripper_dim=3, seed=0)
+    return ApoVlaPolicy.build(config.policy, steps.select(expert_mask(steps)), image_size=64, action_dim=4,
+                              gripper_dim=3, seed=0)
+
+
+def train_bc(policy, steps, settings, work_dir, **callbacks):
+    return train(policy, steps, "bc", settings, work_dir, **callbacks)
 
 
 def weights(policy):
@@ -57,22 +66,19 @@ def test_bc_resumes_after_a_crash_to_the_same_weights(small_round, config, tmp_p
 
 
 @pytest.mark.parametrize("method", ["kto", "apo"])
-def test_at_step_zero_policy_equals_reference_and_every_loss_is_one_half(method, small_round, config, bc_policy_dir, tmp_path):
-    from apo_core.policy import ApoVlaPolicy
-
+def test_at_step_zero_policy_equals_reference_and_every_loss_is_one_half(method, small_round, config,
+                                                                          bc_policy_dir, tmp_path):
     seen = []
-    train_preference(ApoVlaPolicy.from_pretrained(bc_policy_dir), small_round, method, tiny(config, epochs=1e-6),
-                     tmp_path, on_step=lambda step, total, m: seen.append(m))
+    train(ApoVlaPolicy.from_pretrained(bc_policy_dir), small_round, method, tiny(config, epochs=1e-6), tmp_path,
+          on_step=lambda step, total, m: seen.append(m))
     assert seen[0]["loss_unweighted"] == pytest.approx(0.5, abs=1e-5)
 
 
 @pytest.mark.parametrize("method", ["dagger", "sirius", "dpo", "kto", "apo"])
 def test_every_method_updates_the_policy_through_decoder_lora(method, small_round, config, bc_policy_dir, tmp_path):
-    from apo_core.policy import ApoVlaPolicy
-
     before = weights(ApoVlaPolicy.from_pretrained(bc_policy_dir))
     settings = tiny(config, lr=1e-3, epochs=0.1, update_params="lora")
-    updated = train_preference(ApoVlaPolicy.from_pretrained(bc_policy_dir), small_round, method, settings, tmp_path)
+    updated = train(ApoVlaPolicy.from_pretrained(bc_policy_dir), small_round, method, settings, tmp_path)
     after = updated.state_dict()
     assert set(after) == set(before), "merged policy must have the plain (LoRA-free) layout"
     changed = [name for name in before if not torch.equal(before[name], after[name])]
@@ -80,25 +86,21 @@ def test_every_method_updates_the_policy_through_decoder_lora(method, small_roun
 
 
 def test_exact_z0_and_subset_weights_run(small_round, config, bc_policy_dir, tmp_path):
-    from apo_core.policy import ApoVlaPolicy
-
     seen = []
-    settings = tiny(config, epochs=0.02, z0_mode="exact", weight_norm="subset")
-    train_preference(ApoVlaPolicy.from_pretrained(bc_policy_dir), small_round, "apo", settings, tmp_path,
-                     on_step=lambda step, total, m: seen.append(m))
+    settings = tiny(config, epochs=0.02, apo={"z0_mode": "exact", "weight_norm": "subset"})
+    train(ApoVlaPolicy.from_pretrained(bc_policy_dir), small_round, "apo", settings, tmp_path,
+          on_step=lambda step, total, m: seen.append(m))
     assert seen[0]["z0"] == pytest.approx(0.0, abs=1e-5)  # KL(π || π) = 0 at step 0
 
 
 def test_a_full_update_trains_every_part_and_counts_steps_in_epochs(small_round, config, bc_policy_dir, tmp_path):
-    from apo_core.policy import ApoVlaPolicy
-    from apo_core.training import update_schedule
-
-    settings = tiny(config, lr=1e-3, epochs=0.1, update_params="full", nll_weight=1.0)
+    settings = tiny(config, lr=1e-3, epochs=0.1, update_params="full", apo={"nll_weight": 1.0})
     before = weights(ApoVlaPolicy.from_pretrained(bc_policy_dir))
     totals = []
-    updated = train_preference(ApoVlaPolicy.from_pretrained(bc_policy_dir), small_round, "apo", settings, tmp_path,
-                               on_step=lambda step, total, m: totals.append((total, m["nll_anchor"])))
-    assert totals[0][0] == len(update_schedule(small_round, "apo", settings))
+    updated = train(ApoVlaPolicy.from_pretrained(bc_policy_dir), small_round, "apo", settings, tmp_path,
+                    on_step=lambda step, total, m: totals.append((total, m["nll_anchor"])))
+    schedule = TRAINERS["apo"](ApoVlaPolicy.from_pretrained(bc_policy_dir), small_round, settings).batches()
+    assert totals[0][0] == len(schedule)
     after = updated.state_dict()
     changed = {name.split(".")[0] for name in before if not torch.equal(before[name], after[name])}
     assert {"decoder", "state_projector"} <= changed

@@ -10,20 +10,29 @@ default and description (the one source of defaults), loaded from YAML and the c
     render.py    configs/default.yaml, docs/configuration.md and `apo config show`, generated
 """
 
-from apo_core.config.learning import UPDATE_METHODS, Method, PolicyConfig, TrainConfig
+from apo_core.config.learning import (
+    UPDATE_METHODS,
+    APOConfig,
+    DPOConfig,
+    KTOConfig,
+    Method,
+    PolicyConfig,
+    SiriusConfig,
+    TrainConfig,
+)
 from apo_core.config.loading import load_config, load_with_sources, parse_assignments, with_overrides
 from apo_core.config.root import ApoConfig
 from apo_core.config.services import ClusterConfig, DatasetConfig, PathsConfig, RegistryConfig
 from apo_core.config.world import (
-                                   CollectConfig,
-                                   EnvConfig,
-                                   EvaluationConfig,
-                                   LabelConfig,
-                                   PerturbationConfig,
-                                   TakeoverConfig,
+    CollectConfig,
+    EnvConfig,
+    EvaluationConfig,
+    LabelConfig,
+    PerturbationConfig,
+    TakeoverConfig,
 )
 
-__all__ = ["UPDATE_METHODS", "ApoConfig",
+__all__ = ["UPDATE_METHODS", "APOConfig", "ApoConfig", "DPOConfig", "KTOConfig", "SiriusConfig",
            "ClusterConfig", "CollectConfig", "DatasetConfig", "EnvConfig", "EvaluationConfig", "LabelConfig",
            "Method", "PathsConfig", "PerturbationConfig", "PolicyConfig", "RegistryConfig", "TakeoverConfig",
            "TrainConfig", "load_config", "load_with_sources", "parse_assignments", "with_overrides"]

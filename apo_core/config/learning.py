@@ -1,7 +1,9 @@
-"""The policy and its training: sizes and inputs of the VLA, behaviour cloning and the update."""
+"""The policy and its training: which policy, behaviour cloning, and the update with one
+section of settings per method (TRL's shape)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -13,8 +15,13 @@ UPDATE_METHODS = ("dagger", "sirius", "dpo", "kto", "apo")  # round k+1 from rou
 
 
 class PolicyConfig(Section):
-    """Sizes and inputs of the tiny VLA (apo_core/policy/configuration_apo_vla.py)."""
+    """Which policy, and its sizes and inputs (apo_core/policy/). The sizes and inputs are
+    the tiny VLA's (configuration_apo_vla.py)."""
 
+    kind: Literal["apo-vla"] = Field("apo-vla", description="the implementation: apo-vla, the tiny VLA (one token "
+                                     "per action dim, OpenVLA-style bins)")
+    pretrained: Path | None = Field(None, description="a saved policy directory to start round 0 from (behaviour "
+                                    "cloning fine-tunes it); null: built fresh from the config")
     state_inputs: Literal["proprio", "proprio+goal", "proprio+objects"] = Field(
         "proprio+objects", description="the low-dim state it reads: the hand (proprio), + the goal, or + the "
         "object poses and the goal (what the simulated human's corrections depend on)")
@@ -27,11 +34,77 @@ class PolicyConfig(Section):
     decoder_layers: int = Field(2, ge=1, description="decoder layers")
 
 
+class KTOConfig(Section):
+    """Method kto: the prospect loss on balanced batches, every λ = 1 (docs/apo.md §5, §7)."""
+
+    beta: float = Field(0.1, gt=0, description="β of the prospect loss")
+    z0_clamp: tuple[float | None, float | None] | None = Field(
+        (-5.0, 5.0), description="[low, high] clamp of the KL estimate z0 (the APO code; TRL's KTO: [0, null])")
+    z0_mode: Literal["mismatched", "exact"] = Field(
+        "mismatched", description="mismatched: z0 from mismatched pairs (the paper); exact: the per-token KL over "
+        "the action tokens' distributions")
+    ignore_gripper_when_undesirable: bool = Field(
+        True, description="leave the gripper token out of an undesirable sample's reward (the supplementary)")
+    ratios: dict[Literal["correct", "human", "failure"], float] = Field(
+        default_factory=lambda: {"correct": 0.5, "human": 0.25, "failure": 0.25},
+        description="shares of each batch: correct / human-correction / failure-prone steps")
+    autonomous_is_correct: bool = Field(True, description="the robot's own autonomous steps join the 'correct' "
+                                        "pool (the authors' code; the paper: the demos only)")
+    nll_weight: float = Field(1.0, ge=0, description="NLL anchor on the desirable samples (TRL's rpo_alpha; the "
+                              "authors' code: 0)")
+
+    @model_validator(mode="after")
+    def _ranges_ordered(self) -> KTOConfig:
+        low, high = self.z0_clamp or (None, None)
+        if low is not None and high is not None and low > high:
+            raise ValueError(f"z0_clamp must be [low, high] with low <= high, got [{low}, {high}]")
+        if set(self.ratios) != {"correct", "human", "failure"} or any(v < 0 for v in self.ratios.values()):
+            raise ValueError(f"ratios needs non-negative shares for correct, human and failure, got {self.ratios}")
+        if self.ratios["human"] <= 0:
+            raise ValueError("ratios.human must be > 0: an epoch is a pass over the human-correction steps")
+        return self
+
+
+class APOConfig(KTOConfig):
+    """Method apo: the prospect loss with adaptive weights λ_D / λ_U from the policy's
+    current continuous error on each sample (docs/apo.md §5)."""
+
+    beta_d: float = Field(1.0, ge=0, description="β_D of the desirable weights λ_D = 1 - exp(-β_D w)")
+    beta_u: float = Field(1.0, ge=0, description="β_U of the undesirable weights λ_U = exp(-β_U w)")
+    weight_norm: Literal["batch", "subset"] = Field(
+        "batch", description="w_i normalised over the batch (the paper) or within the desirable and undesirable "
+        "subsets (the authors' code)")
+    desirable_mass_ratio: float | None = Field(
+        None, gt=0, description="KTO-style balance: rescale λ so Σλ_D / Σλ_U = this (null: as the formula gives)")
+
+
+class DPOConfig(Section):
+    """Method dpo: chosen = the human's action, rejected = the policy's recorded proposal."""
+
+    beta: float = Field(0.1, gt=0, description="β of the DPO loss")
+
+
+class SiriusConfig(Section):
+    """Method sirius: intervention-weighted behaviour cloning, as shares of each batch."""
+
+    intervention_share: float = Field(0.5, gt=0, lt=1, description="the interventions' share of each batch")
+    pre_intervention_share: float = Field(0.002, ge=0, lt=1, description="the failure-prone steps' share "
+                                          "(Sirius: ~0)")
+
+    @model_validator(mode="after")
+    def _shares_leave_room(self) -> SiriusConfig:
+        if self.intervention_share + self.pre_intervention_share >= 1:
+            raise ValueError("intervention_share + pre_intervention_share must be < 1 (the rest is the demos' "
+                             "and robot steps' share)")
+        return self
+
+
 class TrainConfig(Section):
     """Behaviour cloning (round 0) and the update of round k+1 from round k (docs/apo.md §5-§7).
 
     The defaults were chosen on validation seeds for the tiny policy (benchmarks/README.md);
-    the paper's settings are in each field's description.
+    the paper's settings are in each field's description. Each update method reads its own
+    section (dagger has no settings of its own: NLL on the demos and the corrections).
     """
 
     seed: int = Field(0, description="seeds the policy's initialisation, the batch schedule and augmentation")
@@ -57,43 +130,7 @@ class TrainConfig(Section):
     lora_r: int = Field(32, ge=1, description="LoRA rank (paper: 32)")
     lora_alpha: int = Field(16, ge=1, description="LoRA alpha (paper: 16)")
     lora_dropout: float = Field(0.0, ge=0, lt=1, description="LoRA dropout (paper: 0)")
-    beta: float = Field(0.1, gt=0, description="β of the prospect (KTO/APO) and DPO losses")
-    beta_d: float = Field(1.0, ge=0, description="β_D of APO's desirable weights λ_D = 1 - exp(-β_D w)")
-    beta_u: float = Field(1.0, ge=0, description="β_U of APO's undesirable weights λ_U = exp(-β_U w)")
-    z0_clamp: tuple[float | None, float | None] | None = Field(
-        (-5.0, 5.0), description="[low, high] clamp of the KL estimate z0 (the APO code; TRL's KTO: [0, null])")
-    z0_mode: Literal["mismatched", "exact"] = Field(
-        "mismatched", description="mismatched: z0 from mismatched pairs (the paper); exact: the per-token KL over "
-        "the action bins")
-    weight_norm: Literal["batch", "subset"] = Field(
-        "batch", description="APO's w_i normalised over the batch (the paper) or within the desirable and "
-        "undesirable subsets (the authors' code)")
-    ignore_gripper_when_undesirable: bool = Field(
-        True, description="leave the gripper token out of an undesirable sample's reward (the supplementary)")
-    ratios: dict[Literal["correct", "human", "failure"], float] = Field(
-        default_factory=lambda: {"correct": 0.5, "human": 0.25, "failure": 0.25},
-        description="shares of each preference batch: correct / human-correction / failure-prone steps")
-    autonomous_is_correct: bool = Field(True, description="the robot's own autonomous steps join the 'correct' "
-                                        "pool (the authors' code; the paper: the demos only)")
-    desirable_mass_ratio: float | None = Field(
-        None, gt=0, description="KTO-style balance: rescale λ so Σλ_D / Σλ_U = this (null: as the formula gives)")
-    nll_weight: float = Field(1.0, ge=0, description="NLL anchor on the desirable samples (TRL's rpo_alpha; the "
-                              "authors' code: 0)")
-    sirius_intervention_share: float = Field(0.5, gt=0, lt=1, description="method sirius: the interventions' "
-                                             "share of each batch")
-    sirius_pre_intervention_share: float = Field(0.002, ge=0, lt=1, description="method sirius: the "
-                                                 "failure-prone steps' share (Sirius: ~0)")
-
-    @model_validator(mode="after")
-    def _ranges_ordered(self) -> TrainConfig:
-        low, high = self.z0_clamp or (None, None)
-        if low is not None and high is not None and low > high:
-            raise ValueError(f"train.z0_clamp must be [low, high] with low <= high, got [{low}, {high}]")
-        if set(self.ratios) != {"correct", "human", "failure"} or any(v < 0 for v in self.ratios.values()):
-            raise ValueError(f"train.ratios needs non-negative shares for correct, human and failure, got {self.ratios}")
-        if self.ratios["human"] <= 0:
-            raise ValueError("train.ratios.human must be > 0: an epoch is a pass over the human-correction steps")
-        if self.sirius_intervention_share + self.sirius_pre_intervention_share >= 1:
-            raise ValueError("train.sirius_intervention_share + sirius_pre_intervention_share must be < 1 "
-                             "(the rest is the demos' and robot steps' share)")
-        return self
+    sirius: SiriusConfig = Field(default_factory=SiriusConfig, description="method sirius")
+    dpo: DPOConfig = Field(default_factory=DPOConfig, description="method dpo")
+    kto: KTOConfig = Field(default_factory=KTOConfig, description="method kto")
+    apo: APOConfig = Field(default_factory=APOConfig, description="method apo")

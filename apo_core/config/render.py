@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel
 
 from apo_core.config.root import ApoConfig
+from apo_core.config.world import EvaluationConfig, PerturbationConfig
 
 REQUIRED = "required"
 
@@ -45,36 +46,46 @@ def default_yaml() -> str:
     lines = [YAML_HEADER]
     defaults = ApoConfig().model_dump(mode="json")
     for name, field in ApoConfig.model_fields.items():
-        section = _section_model(field)
-        if section is None:
-            lines += ["", *_comment(field.description, ""), *_yaml_entry(name, defaults[name], "")]
-            continue
-        lines += ["", *_comment(f"{name}: {_summary(section)}", ""), f"{name}:"]
-        for key, sub in section.model_fields.items():
-            lines += _comment(sub.description, "  ") + _yaml_entry(key, defaults[name][key], "  ")
+        lines.append("")
+        lines += _yaml_field(name, field, defaults[name], "")
     return "\n".join(lines) + "\n"
+
+
+def _yaml_field(name: str, field, value: Any, indent: str) -> list[str]:
+    section = _section_model(field)
+    if section is None:
+        return _comment(field.description, indent) + _yaml_entry(name, value, indent)
+    lines = _comment(f"{name}: {_summary(section)}", indent) + [f"{indent}{name}:"]
+    for key, sub in section.model_fields.items():
+        lines += _yaml_field(key, sub, value[key], indent + "  ")
+    return lines
 
 
 def configuration_markdown() -> str:
     """``docs/configuration.md``: per section, its purpose and a table of its fields."""
-    parts = [MARKDOWN_HEADER]
     defaults = ApoConfig().model_dump(mode="json")
-    top_level = []
+    top_level = [(name, defaults[name], field.description) for name, field in ApoConfig.model_fields.items()
+                 if _section_model(field) is None]
+    parts = [MARKDOWN_HEADER]
     for name, field in ApoConfig.model_fields.items():
-        section = _section_model(field)
-        if section is None:
-            top_level.append((name, defaults[name], field.description))
-            continue
-        parts += [f"## `{name}`", "", _docstring(section), "", *_table(
-            (key, defaults[name][key], sub.description) for key, sub in section.model_fields.items())]
-        if name == "evaluation":
-            from apo_core.config.world import PerturbationConfig
+        if _section_model(field) is not None:
+            parts += _markdown_section(name, _section_model(field), defaults[name], "##")
+    return "\n".join(parts + ["## Top level", "", *_table(top_level)])
 
-            parts += ["Each entry of `perturbations`:", "", *_table(
-                (key, REQUIRED if sub.is_required() else sub.default, sub.description)
-                for key, sub in PerturbationConfig.model_fields.items())]
-    parts += ["## Top level", "", *_table(top_level)]
-    return "\n".join(parts)
+
+def _markdown_section(name: str, section: type[BaseModel], values: dict, heading: str) -> list[str]:
+    rows, nested = [], []
+    for key, sub in section.model_fields.items():
+        if _section_model(sub) is None:
+            rows.append((key, values[key], sub.description))
+        else:
+            nested += _markdown_section(f"{name}.{key}", _section_model(sub), values[key], heading + "#")
+    parts = [f"{heading} `{name}`", "", _docstring(section), "", *_table(rows)]
+    if section is EvaluationConfig:
+        parts += ["Each entry of `perturbations`:", "", *_table(
+            (key, REQUIRED if sub.is_required() else sub.default, sub.description)
+            for key, sub in PerturbationConfig.model_fields.items())]
+    return parts + nested
 
 
 def show_text(config: ApoConfig, sources: dict[str, str]) -> str:

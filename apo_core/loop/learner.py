@@ -19,14 +19,14 @@ from pathlib import Path
 
 from apo_core.config import ApoConfig, Method
 from apo_core.data.round_dataset import version_round, workspace_for
-from apo_core.data.steps import Steps, load_steps
+from apo_core.data.steps import Steps, expert_mask, load_steps
 from apo_core.data.versioning import DatasetVersion
 from apo_core.envs import MetaWorldEnv, process_env
 from apo_core.errors import ApoError
 from apo_core.evaluate import NO_PERTURBATION, EvalChunk, EvalResult, chunk_envs, evaluation_chunks, merge_chunks
 from apo_core.evaluate import evaluate_chunk as evaluate_chunk_with
 from apo_core.loop.layout import dataset_sources, round_dir
-from apo_core.policy import ApoVlaPolicy, cached_policy
+from apo_core.policy import Policy, cached_policy, initial_policy, load_policy
 from apo_core.policy.actor import VlaActor
 from apo_core.registry.gate import GateInputError, paired_gain, promotion_decision, summarise
 from apo_core.registry.store import MANIFEST, NotFound, RegistryError, registry_for, round_prefix
@@ -40,24 +40,27 @@ def build_dataset(config: ApoConfig, round_number: int, tasks: list[str]) -> tup
 
 
 def train_policy(config: ApoConfig, steps: Steps, method: Method, work_dir: Path, *,
-                 reference: ApoVlaPolicy | None = None, on_step=None, on_notice=None) -> ApoVlaPolicy:
-    """Round 0 by behaviour cloning from scratch (``bc``), or round k+1 by ``method`` from ``reference``.
+                 reference: Policy | None = None, on_step=None, on_notice=None) -> Policy:
+    """Round 0 by behaviour cloning (``bc``: from ``policy.pretrained`` or a fresh policy),
+    or round k+1 by ``method`` from ``reference``.
 
     ``reference`` (round k) is consumed: its module receives the update.
     """
-    from apo_core.training import build_policy, train_bc, train_preference
+    from apo_core.training import train
 
     if method == "bc":
-        policy = build_policy(steps, config.policy, image_size=config.env.image_size,
-                              action_dim=MetaWorldEnv.action_dim, gripper_dim=MetaWorldEnv.gripper_dim,
-                              seed=config.train.seed)
-        return train_bc(policy, steps, config.train, work_dir, on_step=on_step, on_notice=on_notice)
-    if reference is None:
+        demonstrations = steps.select(expert_mask(steps))
+        if not len(demonstrations):
+            raise ValueError("behaviour cloning needs expert demonstration steps; none were given")
+        reference = initial_policy(config.policy, demonstrations, image_size=config.env.image_size,
+                                   action_dim=MetaWorldEnv.action_dim, gripper_dim=MetaWorldEnv.gripper_dim,
+                                   seed=config.train.seed)
+    elif reference is None:
         raise ApoError(f"{method} needs the reference: the previous round's model")
-    return train_preference(reference, steps, method, config.train, work_dir, on_step=on_step, on_notice=on_notice)
+    return train(reference, steps, method, config.train, work_dir, on_step=on_step, on_notice=on_notice)
 
 
-def save_model(policy: ApoVlaPolicy, directory: Path, steps: Steps, method: Method) -> Path:
+def save_model(policy: Policy, directory: Path, steps: Steps, method: Method) -> Path:
     """Save a trained policy with its training record (what it was trained on), atomically:
     the directory appears complete or not at all."""
     partial = directory.with_name(directory.name + ".partial")
@@ -81,11 +84,11 @@ def train_round(config: ApoConfig, round_number: int, tasks: list[str], method: 
                 reference_dir: Path | None, on_step=None, on_notice=None) -> Path:
     """Train model round N on dataset round N; the result appears atomically (or not at all)."""
     model_dir = round_dir(config, round_number) / "model"
-    if (model_dir / "model.safetensors").exists():
+    if model_dir.is_dir():  # saved atomically: complete
         return model_dir
-    reference = ApoVlaPolicy.from_pretrained(reference_dir) if method != "bc" and reference_dir else None
+    reference = load_policy(reference_dir) if method != "bc" and reference_dir else None
     steps = load_steps(dataset_sources(config, round_number, tasks), config.labels,
-                       reference.action_tokenizer if reference else None)
+                       reference.action_normalizer if reference else None)
     work = round_dir(config, round_number) / "train.work"
     policy = train_policy(config, steps, method, work, reference=reference, on_step=on_step, on_notice=on_notice)
     save_model(policy, model_dir, steps, method)
@@ -114,7 +117,7 @@ def evaluate_chunk(config: ApoConfig, model_dir: Path, chunk: EvalChunk) -> Eval
     """One chunk of a round's evaluation (policy alone), on this process's envs and policy copy."""
     policy = cached_policy(model_dir)
     return evaluate_chunk_with(config, lambda env: VlaActor(policy, env.instruction), chunk,
-                               render=policy.config.use_image)
+                               render=policy.needs_image)
 
 
 def saved_evaluation(config: ApoConfig, round_number: int) -> dict | None:

@@ -62,9 +62,11 @@ class ApoVlaConfig:
     def image_tokens(self) -> int:
         return (self.image_size // self.patch_size) ** 2 if self.use_image else 0
 
-    def save(self, path: Path) -> None:
-        path.write_text(json.dumps(asdict(self), indent=2))
+    def save(self, path: Path, kind: str) -> None:
+        path.write_text(json.dumps({"kind": kind, **asdict(self)}, indent=2))
 
     @classmethod
     def load(cls, path: Path) -> ApoVlaConfig:
-        return cls(**json.loads(path.read_text()))
+        data = json.loads(path.read_text())
+        data.pop("kind", None)
+        return cls(**data)

@@ -17,10 +17,12 @@ Everything is random-initialised from configs (no hub) and saved as safetensors 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import (
@@ -33,10 +35,10 @@ from transformers import (
 
 from apo_core.action_tokenizer import ActionTokenizer
 from apo_core.policy.configuration_apo_vla import ApoVlaConfig
+from apo_core.policy.interface import CONFIG_FILE, ActionScores, ActionTokens, Policy
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[BOA]"]
 WEIGHTS_FILE = "model.safetensors"
-CONFIG_FILE = "config.json"
 ACTION_STATS_FILE = "action_stats.json"
 
 # LoRA on the decoder only: a plain "q_proj" would also match SigLIP's attention.
@@ -76,7 +78,37 @@ class PolicyOutput:
     aux_actions: torch.Tensor  # [B, D]: regressed normalised action
 
 
-class ApoVlaPolicy(nn.Module):
+@dataclass
+class ApoVlaObservations:
+    """The model's inputs: pixels in [-1, 1] (None without a vision tower), the
+    standardised state and the padded instruction ids."""
+
+    pixels: torch.Tensor | None
+    state: torch.Tensor
+    instruction_ids: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.state)
+
+
+def random_shift(pixels: torch.Tensor | None, pad: int, generator: torch.Generator) -> torch.Tensor | None:
+    """DrQ-style augmentation: replicate-pad by ``pad`` and crop back at a random offset."""
+    if pad == 0 or pixels is None:
+        return pixels
+    batch, _, height, width = pixels.shape
+    padded = F.pad(pixels, (pad, pad, pad, pad), mode="replicate")
+    offsets = torch.randint(0, 2 * pad + 1, (batch, 2), generator=generator)
+    return torch.stack(
+        [padded[i, :, y : y + height, x : x + width] for i, (y, x) in enumerate(offsets.tolist())]
+    )
+
+
+class ApoVlaPolicy(Policy):
+    """The tiny VLA: one token per action dim, OpenVLA-style bins (``policy.kind: apo-vla``)."""
+
+    kind = "apo-vla"
+    lora_targets = DECODER_LORA_TARGETS
+
     def __init__(self, config: ApoVlaConfig, action_tokenizer: ActionTokenizer):
         super().__init__()
         if not config.instruction_vocab:
@@ -127,6 +159,37 @@ class ApoVlaPolicy(nn.Module):
         std = torch.tensor(config.state_std if config.state_std is not None else [1.0] * config.state_dim)
         self.register_buffer("state_mean", mean.float(), persistent=False)
         self.register_buffer("state_std", std.float(), persistent=False)
+        centers = torch.from_numpy(action_tokenizer.centers.astype(np.float32))
+        self.register_buffer("bin_centers", centers, persistent=False)
+
+    @classmethod
+    def build(cls, policy_config, demonstrations, *, image_size: int, action_dim: int, gripper_dim: int,
+              seed: int) -> ApoVlaPolicy:
+        """Random-initialised from the config; the action bins' and the state's statistics
+        from the demonstrations (expert steps)."""
+        state = state_input(policy_config.state_inputs, torch.from_numpy(demonstrations.proprio),
+                            torch.from_numpy(demonstrations.environment_state))
+        torch.manual_seed(seed)
+        config = ApoVlaConfig(
+            image_size=image_size,
+            patch_size=policy_config.patch_size,
+            proprio_dim=demonstrations.proprio.shape[1],
+            environment_state_dim=demonstrations.environment_state.shape[1],
+            state_inputs=policy_config.state_inputs,
+            use_image=policy_config.use_image,
+            vision_hidden_size=policy_config.vision_hidden_size,
+            vision_intermediate_size=2 * policy_config.vision_hidden_size,
+            vision_layers=policy_config.vision_layers,
+            hidden_size=policy_config.hidden_size,
+            decoder_intermediate_size=2 * policy_config.hidden_size,
+            decoder_layers=policy_config.decoder_layers,
+            action_dim=action_dim,
+            gripper_dim=gripper_dim,
+            instruction_vocab=instruction_vocab(sorted(set(demonstrations.instructions))),
+            state_mean=state.mean(dim=0).tolist(),
+            state_std=state.std(dim=0).clamp_min(1e-3).tolist(),  # a constant dim (a fixed goal) stays finite
+        )
+        return cls(config, ActionTokenizer.fit(demonstrations.actions))
 
     # ----- inputs -------------------------------------------------------------------
     def instruction_ids(self, instructions: list[str]) -> torch.Tensor:
@@ -224,17 +287,8 @@ class ApoVlaPolicy(nn.Module):
                            logits_to_keep=dims)
         return self._action_logprobs(out.logits), out.past_key_values
 
-    @staticmethod
-    def token_logps(output: PolicyOutput, action_bins: torch.Tensor) -> torch.Tensor:
-        """log π(y_t | o, y_<t) of the given bins: [B, K, D] (or [B, D] for K = 1 input)."""
-        squeeze = action_bins.dim() == 2
-        bins = action_bins.unsqueeze(1) if squeeze else action_bins
-        picked = output.action_logprobs.gather(-1, bins.unsqueeze(-1)).squeeze(-1)
-        return picked.squeeze(1) if squeeze else picked
-
-    # ----- acting -------------------------------------------------------------------
     @torch.no_grad()
-    def generate(self, pixels: torch.Tensor, state: torch.Tensor, instruction_ids: torch.Tensor) -> torch.Tensor:
+    def greedy_bins(self, pixels: torch.Tensor, state: torch.Tensor, instruction_ids: torch.Tensor) -> torch.Tensor:
         """Greedy decoding of the D action tokens with a KV cache: bins [B, D]."""
         embeds, _ = self.prefix(pixels, state, instruction_ids)
         out = self.decoder(inputs_embeds=embeds, use_cache=True, logits_to_keep=1)
@@ -247,13 +301,70 @@ class ApoVlaPolicy(nn.Module):
                 out = self.decoder(inputs_embeds=token, past_key_values=out.past_key_values, use_cache=True)
         return torch.stack(bins, dim=1)
 
+    # ----- the policy interface -----------------------------------------------------
+    @property
+    def action_normalizer(self) -> ActionTokenizer:
+        return self.action_tokenizer
+
+    @property
+    def undesirable_skip(self) -> int | None:
+        return self.config.gripper_dim
+
+    @property
+    def needs_image(self) -> bool:
+        return self.config.use_image
+
+    def encode_actions(self, actions: np.ndarray) -> ActionTokens:
+        return ActionTokens(torch.from_numpy(self.action_tokenizer.encode(actions)))
+
+    def decode_normalized(self, tokens: ActionTokens) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every id decodes: the last id has no bin of its own and maps to the last centre."""
+        centers = self.bin_centers.to(tokens.ids.device)
+        decoded = torch.ones(len(tokens), dtype=torch.bool, device=tokens.ids.device)
+        return centers[tokens.ids.clamp_max(len(centers) - 1)], decoded
+
+    def decode_actions(self, tokens: ActionTokens) -> tuple[np.ndarray, np.ndarray]:
+        actions = self.action_tokenizer.decode(tokens.ids.cpu().numpy()).astype(np.float32)
+        return actions, np.ones(len(tokens), dtype=bool)
+
+    def observations(self, images: np.ndarray | None, proprio: np.ndarray, environment_state: np.ndarray,
+                     instructions: list[str], device: torch.device | str = "cpu") -> ApoVlaObservations:
+        pixels = self.pixels(torch.from_numpy(images)).to(device) if self.config.use_image else None
+        state = self.select_state(torch.from_numpy(proprio).to(device), torch.from_numpy(environment_state).to(device))
+        return ApoVlaObservations(pixels, state, self.instruction_ids(instructions).to(device))
+
+    def augment(self, observations: ApoVlaObservations, shift: int, generator: torch.Generator) -> ApoVlaObservations:
+        return replace(observations, pixels=random_shift(observations.pixels, shift, generator))
+
+    def score_actions(self, observations: ApoVlaObservations, tokens: ActionTokens, *,
+                      mismatched: ActionTokens | None = None, full: bool = False) -> ActionScores:
+        inputs = (observations.pixels, observations.state, observations.instruction_ids)
+        mismatched_logps = None
+        if mismatched is None:
+            output = self(*inputs, tokens.ids)
+        else:
+            output, mismatched_logps = self.forward_with_mismatched(*inputs, tokens.ids, mismatched.ids)
+        logprobs = output.action_logprobs[:, 0]
+        return ActionScores(token_logps=logprobs.gather(-1, tokens.ids.unsqueeze(-1)).squeeze(-1),
+                            greedy_ids=logprobs.detach().argmax(dim=-1), logprobs=logprobs if full else None,
+                            aux_actions=output.aux_actions, mismatched_logps=mismatched_logps)
+
+    def score_candidates(self, observations: ApoVlaObservations, tokens: ActionTokens,
+                         full: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        output = self(observations.pixels, observations.state, observations.instruction_ids, tokens.ids)
+        logps = output.action_logprobs.gather(-1, tokens.ids.unsqueeze(-1)).squeeze(-1)
+        return logps, (output.action_logprobs[:, 0] if full else None)
+
+    def generate(self, observations: ApoVlaObservations) -> ActionTokens:
+        return ActionTokens(self.greedy_bins(observations.pixels, observations.state, observations.instruction_ids))
+
     # ----- persistence --------------------------------------------------------------
     def save_pretrained(self, directory: str | Path) -> None:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         state = {name: tensor.detach().contiguous() for name, tensor in self.state_dict().items()}
         save_file(state, directory / WEIGHTS_FILE)
-        self.config.save(directory / CONFIG_FILE)
+        self.config.save(directory / CONFIG_FILE, kind=self.kind)
         (directory / ACTION_STATS_FILE).write_text(json.dumps(self.action_tokenizer.to_dict(), indent=2))
 
     @classmethod

@@ -22,14 +22,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 
 from apo_core.config import TrainConfig
 from apo_core.data.steps import Steps
 from apo_core.errors import ApoError
-from apo_core.policy import ApoVlaPolicy
 
 CHECKPOINT_FILE = "checkpoint.pt"
 ProgressCallback = Callable[[int, int, dict[str, float]], None]
@@ -79,29 +76,6 @@ def warmup_cosine(warmup: int, total: int) -> Callable[[int], float]:
         return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
     return factor
-
-
-def random_shift(pixels: torch.Tensor | None, pad: int, generator: torch.Generator) -> torch.Tensor | None:
-    """DrQ-style augmentation: replicate-pad by ``pad`` and crop back at a random offset."""
-    if pad == 0 or pixels is None:
-        return pixels
-    batch, _, height, width = pixels.shape
-    padded = F.pad(pixels, (pad, pad, pad, pad), mode="replicate")
-    offsets = torch.randint(0, 2 * pad + 1, (batch, 2), generator=generator)
-    return torch.stack(
-        [padded[i, :, y : y + height, x : x + width] for i, (y, x) in enumerate(offsets.tolist())]
-    )
-
-
-def observation_inputs(policy: ApoVlaPolicy, steps: Steps, index: np.ndarray, device: torch.device | None = None):
-    """The policy's inputs for the steps at ``index``, on ``device``."""
-    pixels = policy.pixels(torch.from_numpy(steps.images[index])) if policy.config.use_image else None
-    proprio, objects = torch.from_numpy(steps.proprio[index]), torch.from_numpy(steps.environment_state[index])
-    instructions = policy.instruction_ids(list(steps.instructions[index]))
-    if device is not None:
-        pixels = None if pixels is None else pixels.to(device)
-        proprio, objects, instructions = proprio.to(device), objects.to(device), instructions.to(device)
-    return pixels, policy.select_state(proprio, objects), instructions
 
 
 class Checkpoint:
