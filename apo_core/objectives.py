@@ -78,10 +78,10 @@ def l1_error(decoded: torch.Tensor, target: torch.Tensor, decodable: torch.Tenso
     """l_i = mean_d |decoded_i - a_i| in normalised action space, detached; NaN where the
     policy's greedy tokens could not be decoded (its weight is then 1, :func:`adaptive_weights`).
 
-    ``decoded`` [B, D]: the decode of the argmax token at each teacher-forced position;
-    ``target`` [B, D]: the normalised actions; ``decodable`` [B] bool.
+    ``decoded`` [B, ...]: the decode of the argmax token at each teacher-forced position;
+    ``target`` the normalised actions (chunks), of the same shape; ``decodable`` [B] bool.
     """
-    error = (decoded.detach() - target).abs().mean(dim=-1)
+    error = (decoded.detach() - target).abs().flatten(1).mean(dim=-1)
     return torch.where(decodable, error, torch.full_like(error, float("nan")))
 
 

@@ -3,11 +3,11 @@
 import pytest
 
 from apo_core.config import load_config
+from apo_core.data.steps import expert_mask
 from apo_core.envs import make_env
 from apo_core.evaluate import evaluate, evaluate_actor, evaluate_lockstep, evaluation_seeds
-from apo_core.policy.actor import VlaActor
-from apo_core.data.steps import expert_mask
 from apo_core.policy import ApoVlaPolicy
+from apo_core.policy.actor import VlaActor
 from apo_core.training import train
 
 

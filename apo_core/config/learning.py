@@ -18,8 +18,9 @@ class PolicyConfig(Section):
     """Which policy, and its sizes and inputs (apo_core/policy/). The sizes and inputs are
     the tiny VLA's (configuration_apo_vla.py)."""
 
-    kind: Literal["apo-vla"] = Field("apo-vla", description="the implementation: apo-vla, the tiny VLA (one token "
-                                     "per action dim, OpenVLA-style bins)")
+    kind: Literal["apo-vla", "paligemma-fast"] = Field(
+        "apo-vla", description="the implementation: apo-vla, the tiny VLA (one token per action dim, OpenVLA-style "
+        "bins); paligemma-fast, PaliGemma emitting FAST tokens of an action chunk (docs/policies.md)")
     pretrained: Path | None = Field(None, description="a saved policy directory to start round 0 from (behaviour "
                                     "cloning fine-tunes it); null: built fresh from the config")
     state_inputs: Literal["proprio", "proprio+goal", "proprio+objects"] = Field(
@@ -32,6 +33,19 @@ class PolicyConfig(Section):
     vision_layers: int = Field(2, ge=1, description="vision tower layers")
     hidden_size: int = Field(128, ge=16, description="decoder width")
     decoder_layers: int = Field(2, ge=1, description="decoder layers")
+    chunk_size: int = Field(1, ge=1, description="H: actions predicted per decision (paligemma-fast; apo-vla "
+                            "predicts one)")
+    fast_scale: float = Field(10.0, gt=0, description="paligemma-fast: DCT coefficients are rounded after scaling "
+                              "by this (larger: finer, more tokens)")
+    fast_vocab_size: int = Field(256, ge=16, description="paligemma-fast: FAST tokens (BPE vocabulary) fitted on "
+                                 "the demonstrations")
+
+    @model_validator(mode="after")
+    def _one_action_for_the_tiny_vla(self) -> PolicyConfig:
+        if self.kind == "apo-vla" and self.chunk_size != 1:
+            raise ValueError(f"policy.chunk_size: the apo-vla policy predicts one action per decision, got "
+                             f"{self.chunk_size} (paligemma-fast predicts chunks)")
+        return self
 
 
 class KTOConfig(Section):
@@ -122,14 +136,17 @@ class TrainConfig(Section):
     augment_shift: int = Field(4, ge=0, description="random-shift image augmentation, pixels (image policies)")
     epochs: float = Field(10, gt=0, description="the update's budget: passes over the human-correction steps "
                           "(the authors' unit; they run 50)")
-    update_params: Literal["lora", "full"] = Field("full", description="full: every parameter; lora: adapters "
-                                                   "on the decoder, merged after the update (the paper)")
+    update_params: Literal["lora", "full"] = Field("full", description="full: every parameter; lora: adapters on "
+                                                   "every linear layer of the language model, merged after the "
+                                                   "update (the paper)")
     batch_size: int = Field(32, ge=2, description="the update's batch size (paper: 8 per GPU × 4 GPUs)")
     lr: float = Field(3e-4, gt=0, le=1, description="the update's learning rate (paper: 5e-5)")
     warmup_steps: int = Field(10, ge=0, description="linear warm-up steps, then cosine decay to 0")
     lora_r: int = Field(32, ge=1, description="LoRA rank (paper: 32)")
     lora_alpha: int = Field(16, ge=1, description="LoRA alpha (paper: 16)")
     lora_dropout: float = Field(0.0, ge=0, lt=1, description="LoRA dropout (paper: 0)")
+    lora_vision: bool = Field(False, description="LoRA on the vision tower's linear layers too (the language "
+                              "model's always)")
     sirius: SiriusConfig = Field(default_factory=SiriusConfig, description="method sirius")
     dpo: DPOConfig = Field(default_factory=DPOConfig, description="method dpo")
     kto: KTOConfig = Field(default_factory=KTOConfig, description="method kto")

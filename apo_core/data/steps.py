@@ -142,3 +142,15 @@ def load_steps(
 
 def expert_mask(steps: Steps) -> np.ndarray:
     return steps.acted_by == ActedBy.EXPERT_DEMO
+
+
+def action_chunks(actions: np.ndarray, episode_ids: np.ndarray, horizon: int) -> np.ndarray:
+    """Per-step actions [N, D] -> chunks [N, H, D]: row t holds the actions of steps t … t+H-1
+    of its episode, the episode's last action repeated past its end. The rows of an episode
+    are contiguous and in order (as :func:`load_steps` gives them)."""
+    rows = np.arange(len(actions))
+    starts = np.flatnonzero(np.r_[True, episode_ids[1:] != episode_ids[:-1]])
+    ends = np.r_[starts[1:], len(actions)] - 1
+    last = ends[np.searchsorted(starts, rows, side="right") - 1]
+    index = np.minimum(rows[:, None] + np.arange(horizon)[None, :], last[:, None])
+    return actions[index]

@@ -21,14 +21,16 @@ class VlaActor:
 
     @torch.no_grad()
     def act_batch(self, observations: list[Observation]) -> np.ndarray:
-        """One batched greedy decode for several episodes played in lockstep: [B, D].
+        """One batched greedy decode for several episodes played in lockstep: [B, D], the first
+        action of each predicted chunk (re-planned every step).
 
         A token sequence that does not decode gives no motion (zeros) for that step."""
         images = np.stack([o.image for o in observations]) if self.needs_image else None
         inputs = self.policy.observations(images, np.stack([o.state for o in observations]),
                                           np.stack([o.environment_state for o in observations]),
                                           [self.instruction] * len(observations))
-        actions, decoded = self.policy.decode_actions(self.policy.generate(inputs))
+        chunks, decoded = self.policy.decode_actions(self.policy.generate(inputs))
+        actions = chunks[:, 0]
         actions[~decoded] = 0.0
         return actions
 

@@ -6,8 +6,9 @@ discrete action tokens, and back:
 
 * it is built from the config and the demonstrations, or loaded from a directory that
   also holds its action statistics (normalisation is part of the policy);
-* it encodes actions to token ids and decodes ids back, saying which rows could not be
-  decoded (a FAST sequence can be malformed);
+* it encodes action chunks (the next H actions; H = 1 for one action) to token ids and
+  decodes ids back, saying which rows could not be decoded (a FAST sequence can be
+  malformed);
 * it scores given action tokens (per-token log-probs, teacher-forced), optionally with a
   mismatched pair scored without a graph (z0, docs/apo.md §5);
 * it decodes greedily, in batches;
@@ -20,7 +21,7 @@ per-token tensor is 0 where the mask is False.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
@@ -95,7 +96,8 @@ class Policy(nn.Module, ABC):
     """A vision-language-action policy over discrete action tokens."""
 
     kind: ClassVar[str]  # `policy.kind` in the config, and "kind" in the saved config.json
-    lora_targets: ClassVar[str]  # a regex over module names: where LoRA adapters go
+    lora_targets: ClassVar[str]  # a regex over module names: the language model's linear layers
+    vision_lora_targets: ClassVar[str | None]  # the vision tower's, or None without one
     config: Any  # the implementation's own configuration dataclass
 
     # ----- building and persistence ------------------------------------------------
@@ -127,17 +129,22 @@ class Policy(nn.Module, ABC):
         """The token position left out of an undesirable sample's reward (the gripper's),
         or None where no single token holds the gripper (docs/apo.md §5)."""
 
+    @property
+    def chunk_size(self) -> int:
+        """H: the steps of one predicted action chunk (1: one action per decision)."""
+        return 1
+
     @abstractmethod
     def encode_actions(self, actions: np.ndarray) -> ActionTokens:
-        """Native actions [N, D] -> token ids (on the CPU)."""
+        """Native action chunks [N, H, D] -> token ids (on the CPU)."""
 
     @abstractmethod
     def decode_normalized(self, tokens: ActionTokens) -> tuple[torch.Tensor, torch.Tensor]:
-        """Token ids -> normalised actions [N, D] and a bool [N]: False where a row cannot be
-        decoded (its actions are then meaningless), on the ids' device."""
+        """Token ids -> normalised action chunks [N, H, D] and a bool [N]: False where a row
+        cannot be decoded (its actions are then meaningless), on the ids' device."""
 
     def decode_actions(self, tokens: ActionTokens) -> tuple[np.ndarray, np.ndarray]:
-        """Token ids -> native actions [N, D] (float32) and which rows decoded."""
+        """Token ids -> native action chunks [N, H, D] (float32) and which rows decoded."""
         normalized, decoded = self.decode_normalized(tokens)
         actions = self.action_normalizer.unnormalize(normalized.cpu().numpy())
         return actions.astype(np.float32), decoded.cpu().numpy()
@@ -174,14 +181,15 @@ class Policy(nn.Module, ABC):
         """Greedy decoding of the next action's tokens, batched."""
 
 
+def to_device(tensor: torch.Tensor, device: torch.device | str) -> torch.Tensor:
+    """A CPU tensor onto ``device``; through pinned memory, without blocking, onto a GPU."""
+    if torch.device(device).type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
+
+
 def observations_of(policy: Policy, steps, index: np.ndarray, device: torch.device | str = "cpu") -> Observations:
     """The policy's inputs for the recorded steps at ``index`` (a :class:`Steps` table)."""
     images = steps.images[index] if policy.needs_image else None
     return policy.observations(images, steps.proprio[index], steps.environment_state[index],
                                list(steps.instructions[index]), device)
-
-
-def on_device(batch, device: torch.device | str):
-    """A dataclass of tensors (and None) moved to ``device``."""
-    return replace(batch, **{f.name: getattr(batch, f.name).to(device) for f in fields(batch)
-                             if isinstance(getattr(batch, f.name), torch.Tensor)})

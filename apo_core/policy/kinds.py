@@ -10,8 +10,9 @@ from pathlib import Path
 from apo_core.errors import ApoError
 from apo_core.policy.interface import CONFIG_FILE, Policy
 from apo_core.policy.modeling_apo_vla import ApoVlaPolicy
+from apo_core.policy.modeling_paligemma_fast import PaliGemmaFastPolicy
 
-POLICY_KINDS: dict[str, type[Policy]] = {ApoVlaPolicy.kind: ApoVlaPolicy}
+POLICY_KINDS: dict[str, type[Policy]] = {kind.kind: kind for kind in (ApoVlaPolicy, PaliGemmaFastPolicy)}
 LEGACY_KIND = ApoVlaPolicy.kind  # saved before config.json named its kind
 
 

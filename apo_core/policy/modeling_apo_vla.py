@@ -35,7 +35,7 @@ from transformers import (
 
 from apo_core.action_tokenizer import ActionTokenizer
 from apo_core.policy.configuration_apo_vla import ApoVlaConfig
-from apo_core.policy.interface import CONFIG_FILE, ActionScores, ActionTokens, Policy
+from apo_core.policy.interface import CONFIG_FILE, ActionScores, ActionTokens, Policy, to_device
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[BOA]"]
 WEIGHTS_FILE = "model.safetensors"
@@ -43,6 +43,7 @@ ACTION_STATS_FILE = "action_stats.json"
 
 # LoRA on the decoder only: a plain "q_proj" would also match SigLIP's attention.
 DECODER_LORA_TARGETS = r".*decoder\.model\.layers\.\d+\.(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)"
+VISION_LORA_TARGETS = r".*vision\.vision_model\.encoder\.layers\.\d+\.(self_attn\.(q|k|v|out)_proj|mlp\.fc[12])"
 
 
 def state_input(state_inputs: str, proprio: torch.Tensor, environment_state: torch.Tensor) -> torch.Tensor:
@@ -108,6 +109,7 @@ class ApoVlaPolicy(Policy):
 
     kind = "apo-vla"
     lora_targets = DECODER_LORA_TARGETS
+    vision_lora_targets = VISION_LORA_TARGETS
 
     def __init__(self, config: ApoVlaConfig, action_tokenizer: ActionTokenizer):
         super().__init__()
@@ -315,23 +317,25 @@ class ApoVlaPolicy(Policy):
         return self.config.use_image
 
     def encode_actions(self, actions: np.ndarray) -> ActionTokens:
-        return ActionTokens(torch.from_numpy(self.action_tokenizer.encode(actions)))
+        """One action per decision: chunks [N, 1, D] -> one bin per dim [N, D]."""
+        return ActionTokens(torch.from_numpy(self.action_tokenizer.encode(actions[:, 0])))
 
     def decode_normalized(self, tokens: ActionTokens) -> tuple[torch.Tensor, torch.Tensor]:
         """Every id decodes: the last id has no bin of its own and maps to the last centre."""
         centers = self.bin_centers.to(tokens.ids.device)
         decoded = torch.ones(len(tokens), dtype=torch.bool, device=tokens.ids.device)
-        return centers[tokens.ids.clamp_max(len(centers) - 1)], decoded
+        return centers[tokens.ids.clamp_max(len(centers) - 1)].unsqueeze(1), decoded
 
     def decode_actions(self, tokens: ActionTokens) -> tuple[np.ndarray, np.ndarray]:
         actions = self.action_tokenizer.decode(tokens.ids.cpu().numpy()).astype(np.float32)
-        return actions, np.ones(len(tokens), dtype=bool)
+        return actions[:, None], np.ones(len(tokens), dtype=bool)
 
     def observations(self, images: np.ndarray | None, proprio: np.ndarray, environment_state: np.ndarray,
                      instructions: list[str], device: torch.device | str = "cpu") -> ApoVlaObservations:
-        pixels = self.pixels(torch.from_numpy(images)).to(device) if self.config.use_image else None
-        state = self.select_state(torch.from_numpy(proprio).to(device), torch.from_numpy(environment_state).to(device))
-        return ApoVlaObservations(pixels, state, self.instruction_ids(instructions).to(device))
+        pixels = to_device(self.pixels(torch.from_numpy(images)), device) if self.config.use_image else None
+        state = self.select_state(to_device(torch.from_numpy(proprio), device),
+                                  to_device(torch.from_numpy(environment_state), device))
+        return ApoVlaObservations(pixels, state, to_device(self.instruction_ids(instructions), device))
 
     def augment(self, observations: ApoVlaObservations, shift: int, generator: torch.Generator) -> ApoVlaObservations:
         return replace(observations, pixels=random_shift(observations.pixels, shift, generator))

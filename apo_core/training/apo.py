@@ -26,7 +26,7 @@ class APOTrainer(KTOTrainer):
 
     def prepare(self, batches: list) -> None:
         super().prepare(batches)
-        normalized = self.policy.action_normalizer.normalize(self.steps.actions).astype(np.float32)
+        normalized = self.policy.action_normalizer.normalize(self.chunks(self.steps.actions)).astype(np.float32)
         self.normalized = torch.from_numpy(normalized).to(self.device)
 
     def preference_loss(self, outputs: PreferenceOutputs, rewards):

@@ -48,7 +48,7 @@ class BCTrainer(Trainer):
     def prepare(self, batches: list[BCBatch]) -> None:
         normalizer = self.policy.action_normalizer
         self.normalized = torch.from_numpy(normalizer.normalize(self.steps.actions).astype(np.float32))
-        self.tokens = self.policy.encode_actions(self.steps.actions)
+        self.tokens = self.policy.encode_actions(self.chunks(self.steps.actions))
 
     def forward(self, batch: BCBatch) -> ActionScores:
         generator = torch.Generator().manual_seed(batch.augment_seed)

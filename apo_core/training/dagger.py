@@ -27,7 +27,7 @@ class DaggerTrainer(UpdateTrainer):
         return uniform_epochs(rows, self.config.batch_size, self.config.epochs, self.config.seed)
 
     def prepare(self, batches: list) -> None:
-        self.tokens = self.policy.encode_actions(self.steps.actions)
+        self.tokens = self.policy.encode_actions(self.chunks(self.steps.actions))
 
     def forward(self, batch) -> ActionScores:
         index, _ = self.batch_rows(batch)

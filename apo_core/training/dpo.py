@@ -26,8 +26,8 @@ class DPOTrainer(UpdateTrainer):
         return uniform_epochs(rows, self.config.batch_size, self.config.epochs, self.config.seed)
 
     def prepare(self, batches: list) -> None:
-        chosen = self.policy.encode_actions(self.steps.actions)
-        rejected = self.policy.encode_actions(np.nan_to_num(self.steps.policy_actions))
+        chosen = self.policy.encode_actions(self.chunks(self.steps.actions))
+        rejected = self.policy.encode_actions(self.chunks(np.nan_to_num(self.steps.policy_actions)))
         self.pairs = chosen.stack(rejected)
         rows = np.unique(np.concatenate(batches))
         logps, _ = reference_scores(self.policy, self.steps, rows, self.pairs[rows], full=False, device=self.device)

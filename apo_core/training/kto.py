@@ -49,7 +49,7 @@ class KTOTrainer(UpdateTrainer):
         return balanced_epochs(sampler, self.config.epochs)
 
     def prepare(self, batches: list) -> None:
-        tokens = self.policy.encode_actions(self.steps.actions)
+        tokens = self.policy.encode_actions(self.chunks(self.steps.actions))
         partner = torch.from_numpy(np.random.default_rng([self.config.seed, 1]).permutation(len(self.steps)))
         self.own_and_partner = tokens.stack(tokens[partner])
         exact = self.settings.z0_mode == "exact"

@@ -5,6 +5,7 @@ optimisation loop with its checkpoints and guards, is :func:`apo_core.training.r
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar
@@ -14,10 +15,18 @@ import torch
 from torch import nn
 
 from apo_core.config import TrainConfig
-from apo_core.data.steps import Steps
+from apo_core.data.steps import Steps, action_chunks
 from apo_core.labels import Label
 from apo_core.policy import Policy
 from apo_core.training.run import Notice, ProgressCallback, optimise, resolve_device, run_identity
+
+
+def mixed_precision(device: torch.device):
+    """bf16 autocast on CUDA (the weights and the optimiser stay fp32); on the CPU nothing:
+    there bf16 was slower than fp32 (docs/deployment.md §7)."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 class Trainer(ABC):
@@ -48,6 +57,10 @@ class Trainer(ABC):
     def learning_rate(self) -> float:
         return self.config.lr
 
+    def chunks(self, actions: np.ndarray) -> np.ndarray:
+        """Per-step actions as the policy's chunks: row t holds its episode's next H actions."""
+        return action_chunks(actions, self.steps.episode_ids, self.policy.chunk_size)
+
     def trainable(self) -> nn.Module:
         """The module the optimiser updates: the policy itself."""
         return self.policy
@@ -60,11 +73,13 @@ class Trainer(ABC):
         """Run the schedule (resumable from ``work_dir``); returns the trained policy, on the CPU."""
         batches = self.batches()
         self.policy.to(self.device)
-        self.prepare(batches)
+        with mixed_precision(self.device):
+            self.prepare(batches)
         model = self.trainable()
 
         def loss_at(step: int):
-            return self.loss(batches[step], self.forward(batches[step]))
+            with mixed_precision(self.device):
+                return self.loss(batches[step], self.forward(batches[step]))
 
         optimise(model, loss_at, identity=run_identity(self.steps, self.method, self.config, len(batches)),
                  lr=self.learning_rate, warmup=self.config.warmup_steps, work_dir=Path(work_dir),
@@ -74,16 +89,20 @@ class Trainer(ABC):
 
 
 class UpdateTrainer(Trainer):
-    """An update of round k+1 from round k: every parameter, or LoRA adapters on the
-    policy's targets, merged into it at the end (``train.update_params``)."""
+    """An update of round k+1 from round k: every parameter, or LoRA adapters on every
+    linear layer of the language model (and of the vision tower with ``train.lora_vision``),
+    merged into the policy at the end (``train.update_params``): a round is stored whole."""
 
     def trainable(self) -> nn.Module:
         if self.config.update_params == "full":
             return self.policy
         from peft import LoraConfig, get_peft_model
 
+        targets = self.policy.lora_targets
+        if self.config.lora_vision and self.policy.vision_lora_targets and self.policy.needs_image:
+            targets = f"({targets})|({self.policy.vision_lora_targets})"
         lora = LoraConfig(r=self.config.lora_r, lora_alpha=self.config.lora_alpha,
-                          lora_dropout=self.config.lora_dropout, target_modules=self.policy.lora_targets)
+                          lora_dropout=self.config.lora_dropout, target_modules=targets)
         return get_peft_model(self.policy, lora)
 
     def finish(self, model: nn.Module) -> Policy:
