@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from apo_core.config import load_with_sources, parse_assignments
-from apo_core.errors import ApoError
+from apo_core.errors import ApoError, mask_credentials
 from flows import cli_collect, cli_config, cli_datasets, cli_loop, cli_registry
 from flows.cli_common import UPDATE_METHODS
 
@@ -27,7 +27,8 @@ __all__ = ["EXIT_USER_ERROR", "UPDATE_METHODS", "main"]
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="apo", description=__doc__.splitlines()[0])
-    parser.add_argument("--config", type=Path, default=None, help="YAML config naming the keys it changes (every default: configs/default.yaml)")
+    parser.add_argument("--config", type=Path, default=None,
+                        help="YAML config naming the keys it changes (every default: configs/default.yaml)")
     parser.add_argument("--workdir", type=Path, default=None, help="override paths.workdir")
     parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
                         help="set any config key, e.g. --set train.lr=1e-4 (repeatable)")
@@ -62,11 +63,11 @@ def main(argv: list[str] | None = None) -> int:
         config, args.config_sources = load_with_sources(args.config, _overrides(args))
         args.handler(config, args)
     except ApoError as exc:
-        print(f"apo: error: {exc}", file=sys.stderr)
+        print(mask_credentials(f"apo: error: {exc}"), file=sys.stderr)
         _traceback_if(args.debug)
         return EXIT_USER_ERROR
     except OSError as exc:
-        print(f"apo: error: {_os_error_line(exc)}", file=sys.stderr)
+        print(mask_credentials(f"apo: error: {_os_error_line(exc)}"), file=sys.stderr)
         _traceback_if(args.debug)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
@@ -75,8 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a defect: one line, the traceback on request
         if args.debug:
             raise
-        print(f"apo: internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
-              f"(run with --debug for the traceback)", file=sys.stderr)
+        print(mask_credentials(f"apo: internal error: {type(exc).__name__}: "
+                               f"{str(exc).splitlines()[0] if str(exc) else ''} (run with --debug for the traceback)"),
+              file=sys.stderr)
         return 1
     return 0
 

@@ -12,13 +12,17 @@ from apo_core.config import ApoConfig, with_overrides
 from apo_core.errors import ApoError
 from flows.cli_common import UPDATE_METHODS
 
+ADHOC_SEEDS = 1_000  # seeds per robot of a collection outside the loop's rounds
+MAX_EVALUATION_EPISODES = 100_000  # evaluation.episodes' bound, for --episodes too
+
 
 def add_commands(commands) -> None:
     """Add collect, train and evaluate to the ``apo`` subparsers."""
     collect = commands.add_parser("collect", help="deploy a policy with the simulated human watching; record episodes")
     collect.add_argument("--task", required=True, help="MetaWorld task, e.g. push, pick-place")
     collect.add_argument("--episodes", type=int, required=True, help="how many episodes to add")
-    collect.add_argument("--policy", type=_policy_spec, required=True, help="expert | random | a round number (its stored model) | a model directory")
+    collect.add_argument("--policy", type=_policy_spec, required=True,
+                         help="expert | random | a round number (its stored model) | a model directory")
     collect.add_argument("--out", type=Path, default=None, help="episode directory (default: under the workdir)")
     collect.add_argument("--perturbation", default=None, help="a perturbation suite named in the config")
     collect.add_argument("--no-human", action="store_true", help="deploy without the simulated human")
@@ -79,21 +83,25 @@ def _policy_spec(value: str) -> str:
     raise argparse.ArgumentTypeError(f"expected 'expert', 'random', a round number or a model directory, got {value!r}")
 
 
-def _collection(config: ApoConfig, policy: str, task: str, robot: str) -> tuple[Path, str, int]:
-    """Where a collection goes, its name (part of every episode id) and its first seed.
+def _collection(config: ApoConfig, policy: str, task: str, robot: str) -> tuple[Path, str, int, int]:
+    """Where a collection goes, its name (part of every episode id), its first seed and how
+    many seeds it has.
 
     Interactions collected by policy round N are the new data of round N + 1, on the
-    robot's seeds of that round; other collections have seed ranges of their own.
+    robot's seeds of that round; other collections have seed blocks of their own, each
+    robot ``ADHOC_SEEDS`` of them, all within round 0's collection seeds.
     """
     from apo_core.loop.layout import interaction_dir
     from apo_core.rounds import round_name
 
     if policy.isdigit():
         number = int(policy) + 1
-        return interaction_dir(config, number, task, robot), round_name(number), config.collect.round_seed(number, robot)
+        return (interaction_dir(config, number, task, robot), round_name(number),
+                config.collect.round_seed(number, robot), config.collect.seeds_per_robot)
     name = policy if policy in ("expert", "random") else f"model-{Path(policy).resolve().name}"
     first = config.collect.seed + {"expert": 0, "random": 50_000}.get(policy, 75_000)
-    return config.paths.episodes / name / task, name, first + 1_000 * config.collect.robot_index(robot)
+    return (config.paths.episodes / name / task, name, first + ADHOC_SEEDS * config.collect.robot_index(robot),
+            ADHOC_SEEDS)
 
 
 def _load_policy(directory: Path):
@@ -135,7 +143,22 @@ def run_collect(
     human: bool = True,
     robot: str | None = None,
 ):
-    """Add ``episodes`` episodes of ``policy`` on ``task``; print and return the summary."""
+    """Add ``episodes`` episodes of ``policy`` on ``task`` as ``robot`` (holding its writer
+    lock); print and return the summary."""
+    from apo_core.recording.locks import robot_lock
+
+    if episodes < 1:
+        raise ApoError(f"--episodes must be >= 1, got {episodes}")
+    robot = robot or config.collect.robots[0]
+    config.collect.robot_index(robot)  # an unknown robot is refused here
+    with robot_lock(config.paths.workdir, robot):
+        return _collect_as(config, task=task, episodes=episodes, policy=policy, out=out,
+                           perturbation_name=perturbation_name, human=human, robot=robot)
+
+
+def _collect_as(config: ApoConfig, *, task: str, episodes: int, policy: str, out: Path | None,
+                perturbation_name: str | None, human: bool, robot: str):
+    """:func:`run_collect` once ``robot``'s writer lock is held."""
     from apo_core.envs import make_env
     from apo_core.human import ScriptedExpert, SimulatedHuman
     from apo_core.labels import label_counts, label_steps
@@ -143,14 +166,14 @@ def run_collect(
     from apo_core.recording.store import EpisodeStore
     from tasks.progress import StepProgress
 
-    if episodes < 1:
-        raise ApoError(f"--episodes must be >= 1, got {episodes}")
-    robot = robot or config.collect.robots[0]
-    config.collect.robot_index(robot)  # an unknown robot is refused here
+    collection_dir, collection, first_seed, capacity = _collection(config, policy, task, robot)
+    recorded = len(EpisodeStore(out or collection_dir))
+    if recorded + episodes > capacity:
+        raise ApoError(f"{out or collection_dir}: {recorded} episodes recorded + {episodes} more would exceed the "
+                       f"{capacity} seeds of robot {robot} for this collection")
     perturbation = config.perturbation(perturbation_name) if perturbation_name else None
     env = make_env(task, config.env, perturbation)
     actor = _resolve_actor(policy, env, config)
-    collection_dir, collection, first_seed = _collection(config, policy, task, robot)
     store = EpisodeStore.for_writing(out or collection_dir)
     source = "expert" if policy == "expert" else "interaction"
     overseer = SimulatedHuman(ScriptedExpert(env), env, config.takeover) if human and source != "expert" else None
@@ -253,8 +276,8 @@ def run_evaluate(config: ApoConfig, *, model: str, tasks: list[str] | None, suit
 
     from apo_core.evaluate import evaluate
 
-    if episodes is not None and episodes < 1:
-        raise ApoError(f"--episodes must be >= 1, got {episodes}")
+    if episodes is not None and not 1 <= episodes <= MAX_EVALUATION_EPISODES:
+        raise ApoError(f"--episodes must be in [1, {MAX_EVALUATION_EPISODES}], got {episodes}")
     policy = None if model in ("expert", "random") else _load_policy(Path(model))
 
     def make_actor(env):

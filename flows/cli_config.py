@@ -25,8 +25,9 @@ def add_commands(commands) -> None:
 
 def _show(config: ApoConfig, args: argparse.Namespace) -> None:
     from apo_core.config.render import show_json, show_text
+    from apo_core.errors import mask_credentials
 
-    print((show_json if args.json else show_text)(config, args.config_sources))
+    print(mask_credentials((show_json if args.json else show_text)(config, args.config_sources)))
 
 
 def _print_generated(name: str) -> None:

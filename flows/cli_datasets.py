@@ -49,17 +49,18 @@ def run_dataset_build(config: ApoConfig, round_number: int, data: list[Path] | N
     sources = data or dataset_sources(config, round_number, config.env.tasks)
     if not sources:
         raise ApoError(f"no episode directories under {config.paths.episodes}; run `apo collect` first")
-    version, summary, record = version_round(config, round_number, sources)
-    added = "already versioned" if summary is None else f"{len(summary.episodes_added)} episodes added"
+    version, summary, record = version_round(config, round_number, sources, resume=False)
+    added = f"{len(summary.episodes_added)} episodes added"
     print(f"dataset round {round_number}: {added}; md5 {version.md5}, tag {version.tag}, commit {version.commit[:10]}")
     print("  labels: " + ", ".join(f"{name} {count}" for name, count in record["label_counts"].items()))
 
 
 def run_dataset_checkout(config: ApoConfig, round_number: int) -> None:
+    from apo_core.data.restore import checkout_round
     from apo_core.data.round_dataset import workspace_for
 
-    version = workspace_for(config).checkout(round_number)
-    print(f"datasets/ is now round {round_number}: md5 {version.md5} ({version.tag})")
+    version = checkout_round(workspace_for(config), round_number)
+    print(f"datasets/ is now round {round_number}: md5 {version.md5} ({version.tag}), every file verified")
 
 
 def run_lineage(config: ApoConfig, round_number: int | None, as_json: bool) -> None:

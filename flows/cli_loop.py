@@ -32,13 +32,16 @@ def _run(config: ApoConfig, args: argparse.Namespace) -> None:
 
 
 def _prefect_defaults() -> None:
-    """Prefect settings a 2-core machine needs (docs/deployment.md §7), unless the user set them."""
+    """Prefect settings a 2-core machine needs (docs/deployment.md §7), unless the user set them.
+
+    Every flow and task logs at INFO to the Prefect API (the UI's Logs tab reads like the
+    terminal); the terminal keeps to `apo`'s own lines: Prefect's console copy of its logs
+    only with --debug (a failed step is reported as one line by `apo` itself).
+    """
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
     if not os.environ.get("APO_DEBUG"):
-        # A failed step is reported as one line by `apo` itself; Prefect's own console copy
-        # of it (with the traceback) only with --debug. The Prefect API and UI get every log.
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
 
 

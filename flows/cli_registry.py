@@ -138,8 +138,9 @@ def run_audit(config: ApoConfig) -> None:
         when = datetime.datetime.fromtimestamp(e["at"], datetime.UTC).strftime("%Y-%m-%d %H:%M:%S")
         success = e.get("metrics", {}).get("success_rate")
         rate = "-" if success is None else f"{success:.0%}"
+        reason = e["reason"] if e["action"] != "aborted" else f"{e['reason']} (the move {e['aborts']} did not happen)"
         print(f"{when}  {e['action']:<8} {e['from_round']!s:>4} -> {e['to_round']!s:<4} by {e['who']:<12} "
-              f"success {rate:<5} dataset {e.get('dataset', {}).get('git_tag', '-'):<20} {e['reason']}")
+              f"success {rate:<5} dataset {e.get('dataset', {}).get('git_tag', '-'):<20} {reason}")
 
 
 def run_status(config: ApoConfig, as_json: bool) -> None:
@@ -167,5 +168,9 @@ def run_status(config: ApoConfig, as_json: bool) -> None:
               f"success {rate}, dataset {champion['dataset'].get('git_tag', '-')} md5 {champion['dataset'].get('md5', '-')}")
     if last is not None:
         print(f"last decision  {last['action']} round {last['round']} at {when(last['at'])}: {last['reason']}")
+    if status["unfinished_move"] is not None:
+        move = status["unfinished_move"]
+        print(f"unfinished     {move['action']} to round {move['round']} at {when(move['at'])} is logged but the "
+              f"champion did not move (a crash); the next round or `apo rollback` completes it")
     print(f"next           round {status['pending_round']}: {status['interactions_collected']} of "
           f"{status['interactions_per_round']} interactions collected, {status['interactions_until_next_round']} to go")

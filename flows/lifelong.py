@@ -28,23 +28,54 @@ from apo_core.loop import report, robots
 from apo_core.loop.layout import loop_tasks, next_round, round_history
 from apo_core.loop.learner import round_summary
 from apo_core.registry.store import registry_for
+from apo_core.rounds import round_name
 from tasks import robot_tasks
 from tasks import round_tasks as steps
+from tasks.events import announce_rollback
 from tasks.fanout import FanOut, ray_cluster
+from tasks.progress import log
 
 
-def _config(config_path: str | None, workdir: str | None, config: ApoConfig | None) -> ApoConfig:
+def _config(config_path: str | None, workdir: str | None, config: ApoConfig | dict | None) -> ApoConfig:
+    if isinstance(config, dict):  # as a run's parameters hold it
+        return ApoConfig.model_validate(config)
     if config is not None:
         return config
     return load_config(config_path, {"paths": {"workdir": workdir}} if workdir else None)
 
 
 def say(message: str) -> None:
-    """Progress for the person at the terminal (Prefect's own logs stay at WARNING there)."""
+    """A progress line: on the terminal, and in the run's log (the UI's Logs tab)."""
     print(message, flush=True)
+    log(message)
 
 
-@flow(name="bootstrap")
+def _pending_round(parameters: dict) -> int:
+    """The round a run works on: its ``round_number`` parameter, else the pending one."""
+    config = _config(parameters.get("config_path"), parameters.get("workdir"), parameters.get("config"))
+    return parameters.get("round_number") or next_round(config)
+
+
+def _run_name(suffix: str = "") -> str:
+    """``round-0003`` (+ suffix) for the run being named (Prefect calls this as it starts)."""
+    from prefect.runtime import flow_run
+
+    return round_name(_pending_round(flow_run.parameters)) + suffix
+
+
+def _collect_run_name() -> str:
+    from prefect.runtime import flow_run
+
+    return f"collect-{flow_run.parameters['robot']}-{_run_name()}"
+
+
+def _rollback_run_name() -> str:
+    from prefect.runtime import flow_run
+
+    return f"rollback-to-{round_name(flow_run.parameters['round_number'])}"
+
+
+@flow(name="bootstrap", flow_run_name="bootstrap")
 def bootstrap(config_path: str | None = None, workdir: str | None = None, config: ApoConfig | None = None) -> dict:
     config = _config(config_path, workdir, config)
     task_names = loop_tasks(config)
@@ -61,7 +92,7 @@ def bootstrap(config_path: str | None = None, workdir: str | None = None, config
     return summary
 
 
-@flow(name="collect")
+@flow(name="collect", flow_run_name=_collect_run_name)
 def collect(robot: str, episodes: int = 20, config_path: str | None = None, workdir: str | None = None,
             config: ApoConfig | None = None) -> dict:
     """One robot of the fleet: ``episodes`` episodes per loop task with the champion of the
@@ -75,7 +106,7 @@ def collect(robot: str, episodes: int = 20, config_path: str | None = None, work
     return summary
 
 
-@flow(name="learn")
+@flow(name="learn", flow_run_name=lambda: _run_name("-learn"))
 def learn(config_path: str | None = None, workdir: str | None = None, method: str = "apo",
           round_number: int | None = None, config: ApoConfig | None = None) -> dict | None:
     """Round N from what the fleet recorded for it (and every earlier round, aggregated)."""
@@ -89,7 +120,7 @@ def learn(config_path: str | None = None, workdir: str | None = None, method: st
         return _learn(config, fan_out, number, method, champion)
 
 
-@flow(name="lifelong-round")
+@flow(name="lifelong-round", flow_run_name=_run_name)
 def lifelong_round(config_path: str | None = None, workdir: str | None = None, method: str = "apo",
                    round_number: int | None = None, config: ApoConfig | None = None) -> dict:
     """The simulated fleet collects round N (each robot its share, all at once), then learns."""
@@ -106,7 +137,7 @@ def lifelong_round(config_path: str | None = None, workdir: str | None = None, m
         return _learn(config, fan_out, number, method, champion)
 
 
-@flow(name="lifelong")
+@flow(name="lifelong", flow_run_name=lambda: f"lifelong-from-{_run_name()}")
 def lifelong(config_path: str | None = None, workdir: str | None = None, rounds: int = 3, method: str = "apo",
              config: ApoConfig | None = None) -> list[dict]:
     """Bootstrap if there is no champion yet, then ``rounds`` rounds, on one Ray cluster."""
@@ -117,18 +148,21 @@ def lifelong(config_path: str | None = None, workdir: str | None = None, rounds:
             bootstrap(config=config)
         target = next_round(config) + rounds - 1
         while next_round(config) <= target:
-            lifelong_round(method=method, config=config)
+            lifelong_round(method=method, round_number=next_round(config), config=config)
     return round_history(config)
 
 
-@flow(name="rollback")
+@flow(name="rollback", flow_run_name=_rollback_run_name)
 def rollback(round_number: int, reason: str, config_path: str | None = None, workdir: str | None = None,
              who: str = "prefect", config: ApoConfig | None = None) -> str:
     from apo_core.loop import learner
 
     config = _config(config_path, workdir, config)
     version = learner.rollback(config, round_number, reason, who)
-    return f"champion -> round {round_number}" + (f", dataset {version.tag}" if version else "")
+    announce_rollback(round_number, reason, who)
+    done = f"champion -> round {round_number}" + (f", dataset {version.tag}" if version else "")
+    say(done)
+    return done
 
 
 def _learn(config: ApoConfig, fan_out: FanOut, number: int, method: str, champion: tuple[int, Path]) -> dict:
@@ -155,5 +189,5 @@ def _publish_and_decide(config: ApoConfig, number: int, model_dir: Path, parent:
     outcome = steps.promote_if_better(config, number)
     summary = round_summary(config, number, version=version, metrics=metrics, outcome=outcome,
                             collection=collection, label_counts=lineage["label_counts"])
-    steps.publish_report(config, summary, lineage)
+    steps.publish_report(config, summary, lineage, method, parent)
     return summary

@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 PORT="${1:-4200}"
 mkdir -p .apo
 export PREFECT_SERVER_ANALYTICS_ENABLED=false
+# the UI asks the API at this address (Prefect's default is port 4200 whatever --port says)
+export PREFECT_UI_API_URL="${PREFECT_UI_API_URL:-http://127.0.0.1:$PORT/api}"
 .venv/bin/prefect server start --host 127.0.0.1 --port "$PORT" > .apo/prefect-server.log 2>&1 &
 echo $! > .apo/prefect-server.pid
 for _ in $(seq 1 120); do

@@ -2,8 +2,9 @@
 flows' tasks and the `apo` commands alike).
 
 On a terminal: a tqdm bar on stderr. Elsewhere (CI logs, a worker's log file): one line
-each time another tenth of the work is done, never a redraw. Under a flow run: a Prefect
-progress artifact updated as the step goes. A step running on a Ray worker (whose output
+each time another tenth of the work is done, never a redraw. Under a flow or task run: the
+same lines in the run's log (the UI's Logs tab), and a Prefect progress artifact updated
+as the step goes, with the running figures. A step running on a Ray worker (whose output
 is not forwarded) also keeps its progress in a small file the driver shows
 (:class:`ProgressFile`).
 """
@@ -17,12 +18,24 @@ import time
 from pathlib import Path
 
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
-from prefect.context import TaskRunContext
+from prefect.context import FlowRunContext, TaskRunContext
+from prefect.logging import get_run_logger
 from tqdm import tqdm
 
 # The Prefect progress artifact is one API call per update: a training step takes ~20 ms
 # here, and updating the artifact at every step made an update of 1030 steps ~20 s slower.
 ARTIFACT_EVERY_SECONDS = 2.0
+
+
+def in_run() -> bool:
+    """Whether this code runs inside a Prefect flow or task run."""
+    return FlowRunContext.get() is not None or TaskRunContext.get() is not None
+
+
+def log(message: str) -> None:
+    """A line for the run's log in the Prefect UI (nothing outside a run)."""
+    if in_run():
+        get_run_logger().info(message)
 
 
 class StepProgress:
@@ -31,7 +44,7 @@ class StepProgress:
         self.started = time.monotonic() - elapsed  # (shown for a step that began elsewhere)
         self._bar = tqdm(total=total, desc=label, unit=unit, file=sys.stderr, leave=False) if sys.stderr.isatty() else None
         self._last_tenth = 0
-        self._artifact = create_progress_artifact(0.0, description=label) if TaskRunContext.get() else None
+        self._artifact = create_progress_artifact(0.0, description=label) if in_run() else None
         self._artifact_updated = time.monotonic()
 
     def update(self, done: int, total: int | None = None, **figures: str) -> None:
@@ -42,18 +55,21 @@ class StepProgress:
             self._bar.n = done
             self._bar.set_postfix(figures, refresh=True)
         tenth = int(10 * done / self.total) if self.total else 0
-        if self._bar is None and tenth > self._last_tenth:
+        shown = "".join(f", {name} {value}" for name, value in figures.items())
+        if tenth > self._last_tenth:
             self._last_tenth = tenth
             elapsed = time.monotonic() - self.started
             eta = elapsed * (self.total - done) / done if done else 0.0
-            shown = "".join(f", {name} {value}" for name, value in figures.items())
-            print(f"  {self.label}: {done}/{self.total} {self.unit}{shown}, {elapsed:.0f}s elapsed, ETA {eta:.0f}s",
-                  flush=True)
+            line = f"{self.label}: {done}/{self.total} {self.unit}{shown}, {elapsed:.0f}s elapsed, ETA {eta:.0f}s"
+            if self._bar is None:
+                print(f"  {line}", flush=True)
+            log(line)
         if self._artifact is not None and self.total:
             now = time.monotonic()
             if now - self._artifact_updated >= ARTIFACT_EVERY_SECONDS or done >= self.total:
                 self._artifact_updated = now
-                update_progress_artifact(self._artifact, 100.0 * done / self.total)
+                update_progress_artifact(self._artifact, 100.0 * done / self.total,
+                                         description=f"{self.label}: {done}/{self.total} {self.unit}{shown}")
 
     def note(self, message: str) -> None:
         """A line for the person at the terminal (above the bar, if there is one), on stderr."""

@@ -8,56 +8,31 @@ collection over the fleet (each robot's share is one task on :class:`tasks.fanou
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from prefect import task
-from prefect.events import emit_event
 
 from apo_core.config import ApoConfig
 from apo_core.loop import robots
 from tasks import IO_RETRIES, STEP
+from tasks.events import announce, flush_events
 from tasks.fanout import FanOut
 from tasks.progress import StepProgress
-
-EPISODE_EVENT = "episode.collected"
-
-
-def robot_resource(robot: str) -> str:
-    """The Prefect resource id of a robot: what the learner's trigger counts events of."""
-    return f"apo.robot.{robot}"
-
-
-def announce(episode) -> None:
-    """One ``episode.collected`` event, its resource the robot that recorded the episode."""
-    meta = episode.meta
-    emit_event(
-        event=EPISODE_EVENT,
-        resource={"prefect.resource.id": robot_resource(meta.robot_id), "apo.task": meta.task},
-        payload={"episode_id": meta.episode_id, "policy_round": meta.policy_round, "takeovers": meta.n_takeovers,
-                 "success": meta.success},
-    )
-
-
-def flush_events() -> None:
-    """Send the events still queued in this process before the task returns: on a Ray worker
-    that is shut down right after, queued events would never reach the trigger."""
-    from prefect.events.worker import EventsWorker
-
-    # Draining what is queued is the point here: the worker's "Still processing items"
-    # warning while it does so would only be noise on the terminal.
-    service_log = logging.getLogger(EventsWorker.__name__)
-    level = service_log.level
-    service_log.setLevel(logging.ERROR)
-    try:
-        EventsWorker.drain_all(timeout=30, at_exit=False)
-    finally:
-        service_log.setLevel(level)
 
 
 @task(name="record-demonstrations", **STEP)
 def record_demonstrations(config: ApoConfig, task_name: str) -> int:
-    return robots.record_demonstrations(config, task_name).episodes
+    progress = StepProgress(f"bootstrap: demonstrations of {task_name}", config.collect.expert_demos_per_task,
+                            "episodes")
+    done: list[bool] = []
+
+    def on_episode(episode, _path) -> None:
+        done.append(episode.meta.success)
+        progress.update(len(done), success=f"{sum(done) / len(done):.0%}")
+
+    summary = robots.record_demonstrations(config, task_name, on_episode=on_episode)
+    progress.close()
+    return summary.episodes
 
 
 @task(name="deploy-champion", **STEP, **IO_RETRIES)

@@ -19,13 +19,20 @@ from apo_core.loop import learner, report
 from apo_core.loop.layout import round_dir, round_history
 from apo_core.rounds import round_name
 from tasks import IO_RETRIES, STEP
+from tasks.events import announce_round
 from tasks.fanout import FanOut
-from tasks.progress import ProgressFile, RemoteProgress, StepProgress
+from tasks.progress import ProgressFile, RemoteProgress, StepProgress, log
 
 
 @task(name="label-and-version-dataset", **STEP, **IO_RETRIES)
 def version_dataset(config: ApoConfig, round_number: int, task_names: list[str]) -> tuple[DatasetVersion, dict]:
-    return learner.build_dataset(config, round_number, task_names)
+    progress = StepProgress(f"round {round_number}: label and version the dataset", None, "new episodes")
+    version, lineage = learner.build_dataset(config, round_number, task_names,
+                                             on_episode=lambda done, total: progress.update(done, total))
+    progress.close()
+    log(f"round {round_number}: dataset {version.tag} md5 {version.md5}, {len(lineage['episodes'])} episodes, "
+        f"{len(lineage['new_episode_ids'])} new")
+    return version, lineage
 
 
 @task(name="train-round", **STEP)
@@ -118,35 +125,33 @@ def evaluate_round(config: ApoConfig, fan_out: FanOut, round_number: int, model_
 def publish_round(config: ApoConfig, round_number: int, model_dir: Path, parent_round: int | None, method: str,
                   version: DatasetVersion, metrics: dict) -> None:
     learner.publish_round(config, round_number, model_dir, parent_round=parent_round, method=method,
-                       version=version, metrics=metrics)
+                          version=version, metrics=metrics)
+    announce_round("apo.round.published", round_number, parent_round, f"{method} from round {parent_round}",
+                   success_rate=metrics["success_rate"], dataset=version.tag)
 
 
 @task(name="promote-if-better", **STEP, **IO_RETRIES)
 def promote_if_better(config: ApoConfig, round_number: int) -> learner.PromotionOutcome:
-    return learner.promote_if_better(config, round_number)
+    outcome = learner.promote_if_better(config, round_number)
+    event = "apo.round.promoted" if outcome.promoted else "apo.round.rejected"
+    announce_round(event, round_number, outcome.champion_round, outcome.reason, gain=outcome.gain)
+    log(f"round {round_number}: {'promoted' if outcome.promoted else 'not promoted'} ({outcome.reason})")
+    return outcome
 
 
 @task(name="report", **STEP)
-def publish_report(config: ApoConfig, summary: dict, lineage: dict) -> Path:
+def publish_report(config: ApoConfig, summary: dict, lineage: dict, method: str, parent: int | None) -> Path:
+    """The round's report on disk (rounds.png, rounds.md) and in the UI: the table of every
+    round, the round's lineage, and the plotted values."""
     history = round_history(config)
     plot = report.plot(history, config.paths.workdir / "report" / "rounds.png")
     (config.paths.workdir / "report" / "rounds.md").write_text(report.markdown(history))
     create_table_artifact(key="apo-rounds", table=report.table_rows(history),
                           description="Per-round success, intervention rate, promotion and dataset version")
-    new = lineage["new_episode_ids"]
-    create_markdown_artifact(
-        key=f"apo-{round_name(summary['round'])}",
-        markdown="\n".join([
-            f"# Round {summary['round']}",
-            report.markdown(history),
-            "",
-            f"Plot: `{plot.resolve()}`",
-            "",
-            "## Lineage",
-            f"- dataset `{lineage['git_tag']}` md5 `{lineage['dataset_md5']}` (commit `{lineage['git_commit'][:10]}`)",
-            f"- {len(lineage['episodes'])} episodes in the dataset, {len(new)} new this round",
-            f"- labels: {lineage['label_counts']}",
-        ]),
-        description="Round report and dataset lineage",
-    )
+    name = round_name(summary["round"])
+    create_markdown_artifact(key=f"apo-{name}-lineage", description=f"{name}: lineage and the gate's decision",
+                             markdown=report.lineage_markdown(summary, lineage, method=method, parent=parent,
+                                                              code_commit=report.code_commit()))
+    create_table_artifact(key="apo-rounds-plot", table=report.plotted_values(history),
+                          description="What rounds.png plots: success per suite and intervention rate per round")
     return plot

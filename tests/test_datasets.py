@@ -11,6 +11,7 @@ import pytest
 
 from apo_core.data.dataset import REPO_ID, DatasetFormatError, validate_dataset
 from apo_core.data.lineage import read_record
+from apo_core.data.restore import checkout_round
 from apo_core.data.round_dataset import version_round, workspace_for
 from apo_core.data.versioning import DatasetWorkspace, Remote
 
@@ -57,7 +58,7 @@ def test_a_fresh_clone_pulls_old_rounds_that_match_their_lineage(three_rounds, t
     subprocess.run(["git", "clone", "-q", str(config.dataset_workspace), str(clone)], check=True)
     workspace = DatasetWorkspace(clone, Remote("s3://apo-datasets/dvc", config.dataset.s3_endpoint_url))
     for round_number in (0, 2):
-        version = workspace.checkout(round_number)
+        version = checkout_round(workspace, round_number)
         record = read_record(clone, round_number)
         assert version.md5 == record["dataset_md5"] == results[round_number][0].md5
         dataset = LeRobotDataset(REPO_ID, root=clone / "datasets")

@@ -128,18 +128,18 @@ class TrainConfig(Section):
                                                    "(on Ray the update then asks for num_gpus: 1)")
     checkpoint_every: int = Field(200, ge=1, description="optimiser steps between checkpoints (a killed run "
                                   "resumes from the last)")
-    bc_steps: int = Field(2000, ge=1, description="behaviour-cloning steps of round 0, from random init")
-    bc_batch_size: int = Field(32, ge=1, description="behaviour-cloning batch size")
+    bc_steps: int = Field(2000, ge=1, le=1_000_000, description="behaviour-cloning steps of round 0, from random init")
+    bc_batch_size: int = Field(32, ge=1, le=65_536, description="behaviour-cloning batch size")
     bc_lr: float = Field(3e-4, gt=0, le=1, description="behaviour-cloning learning rate (Adam)")
     aux_weight: float = Field(1.0, ge=0, description="weight of the auxiliary continuous-action regression "
                               "(it grounds the encoder)")
     augment_shift: int = Field(4, ge=0, description="random-shift image augmentation, pixels (image policies)")
-    epochs: float = Field(10, gt=0, description="the update's budget: passes over the human-correction steps "
+    epochs: float = Field(10, gt=0, le=1000, description="the update's budget: passes over the human-correction steps "
                           "(the authors' unit; they run 50)")
     update_params: Literal["lora", "full"] = Field("full", description="full: every parameter; lora: adapters on "
                                                    "every linear layer of the language model, merged after the "
                                                    "update (the paper)")
-    batch_size: int = Field(32, ge=2, description="the update's batch size (paper: 8 per GPU × 4 GPUs)")
+    batch_size: int = Field(32, ge=2, le=65_536, description="the update's batch size (paper: 8 per GPU × 4 GPUs)")
     lr: float = Field(3e-4, gt=0, le=1, description="the update's learning rate (paper: 5e-5)")
     warmup_steps: int = Field(10, ge=0, description="linear warm-up steps, then cosine decay to 0")
     lora_r: int = Field(32, ge=1, description="LoRA rank (paper: 32)")

@@ -93,11 +93,11 @@ def _sets(layer: dict[str, Any], dotted: str) -> bool:
 def _describe(error: ValidationError, source: str) -> str:
     lines = []
     for item in error.errors():
-        field = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        field = ".".join(str(part) for part in item["loc"])
         given = item.get("input")
         shown = "" if isinstance(given, dict) else f" (got {given!r})"
         message = item["msg"].removeprefix("Value error, ")
-        lines.append(f"{source}: {field}: {message}{shown}")
+        lines.append(f"{source}: {field}: {message}{shown}" if field else f"{source}: {message}")
     return "; ".join(lines)
 
 

@@ -43,6 +43,17 @@ class ApoConfig(Section):
                              f"{self.env.image_size}")
         return self
 
+    @model_validator(mode="after")
+    def _collection_apart_from_evaluation(self) -> ApoConfig:
+        """Collection must never play a validation or test seed (docs/apo.md §12)."""
+        first, last = self.collect.seed_range
+        for name, (low, high) in (("validation", self.evaluation.seed_range),
+                                  ("test", self.evaluation.test_seed_range)):
+            if first < high and low < last:
+                raise ValueError(f"collect.seed: collection seeds [{first}, {last}) overlap the {name} seeds "
+                                 f"[{low}, {high})")
+        return self
+
     @property
     def dataset_workspace(self) -> Path:
         return self.dataset.workspace or self.paths.workdir / "workspace"

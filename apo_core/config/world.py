@@ -13,7 +13,8 @@ from apo_core.errors import ConfigError
 
 ROBOT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 COLLECTION_SEEDS_PER_ROUND = 100_000  # round N collects on seeds collect.seed + 100_000 · N + ...
-COLLECTION_SEED_LIMIT = 100_000_000  # collection seeds stay below this; validation and test seeds above
+COLLECTION_SEED_LIMIT = 100_000_000  # validation and test seeds start at or above this
+COLLECTION_ROUNDS = 1000  # rounds a collection seed range covers: collect.seed + 100_000 · [0, 1000)
 
 
 class EnvConfig(Section):
@@ -72,10 +73,10 @@ class CollectConfig(Section):
     human) watching. Each robot collects its share of a round's interactions on its own
     seeds, into its own episode directory."""
 
-    interactions_per_round: int = Field(20, ge=1, description="episodes per round and loop task, whole fleet "
-                                        "(the paper updates every 20)")
-    expert_demos_per_task: int = Field(5, ge=0, description="scripted demonstrations per loop task for round 0 "
-                                       "(5 push demos: a ~25% base that leaves room to learn)")
+    interactions_per_round: int = Field(20, ge=1, le=COLLECTION_SEEDS_PER_ROUND, description="episodes per round "
+                                        "and loop task, whole fleet (the paper updates every 20)")
+    expert_demos_per_task: int = Field(5, ge=0, le=10_000, description="scripted demonstrations per loop task for "
+                                       "round 0 (5 push demos: a ~25% base that leaves room to learn)")
     seed: int = Field(0, ge=0, description="first collection seed; robot r of n plays round N on "
                       "seed + 100000·N + r·100000/n + i")
     robots: list[str] = Field(default_factory=lambda: ["sim-robot-0", "sim-robot-1"], min_length=1,
@@ -119,8 +120,15 @@ class CollectConfig(Section):
         quotient, remainder = divmod(self.interactions_per_round, len(self.robots))
         return quotient + int(self.robot_index(robot) < remainder)
 
+    @property
+    def seed_range(self) -> tuple[int, int]:
+        """[first, last) seed any collection of this fleet may play, every round included."""
+        return self.seed, self.seed + COLLECTION_SEEDS_PER_ROUND * COLLECTION_ROUNDS
+
     def round_seed(self, round_number: int, robot: str) -> int:
         """The first seed of ``robot`` in round ``round_number`` (its episode i plays this + i)."""
+        if not 0 <= round_number < COLLECTION_ROUNDS:
+            raise ConfigError(f"round {round_number}: collection seeds cover rounds 0-{COLLECTION_ROUNDS - 1}")
         return self.seed + COLLECTION_SEEDS_PER_ROUND * round_number + self.seeds_per_robot * self.robot_index(robot)
 
 
@@ -148,9 +156,9 @@ class EvaluationConfig(Section):
     (below 10^8), validation seeds from ``seed`` (the promote gate and any setting chosen)
     and test seeds from ``test_seed`` (reported tables only; docs/apo.md §12)."""
 
-    episodes: int = Field(200, ge=1, description="per task, unperturbed (the gate's paired test sees a ~15-point "
-                          "gain at 200)")
-    perturbed_episodes: int = Field(20, ge=1, description="per task and perturbation suite (the gate's "
+    episodes: int = Field(200, ge=1, le=100_000, description="per task, unperturbed (the gate's paired test sees "
+                          "a ~15-point gain at 200)")
+    perturbed_episodes: int = Field(20, ge=1, le=100_000, description="per task and perturbation suite (the gate's "
                                     "regression check)")
     seed: int = Field(800_000_000, ge=COLLECTION_SEED_LIMIT, description="first validation seed")
     test_seed: int = Field(900_000_000, ge=COLLECTION_SEED_LIMIT, description="first test seed")
@@ -169,7 +177,16 @@ class EvaluationConfig(Section):
 
     @model_validator(mode="after")
     def _seed_ranges_disjoint(self) -> EvaluationConfig:
-        span = max(self.episodes, self.perturbed_episodes)
-        if abs(self.test_seed - self.seed) < span:
-            raise ValueError(f"validation seeds [{self.seed}, +{span}) and test seeds [{self.test_seed}, +{span}) overlap")
+        (first, last), (test_first, test_last) = self.seed_range, self.test_seed_range
+        if first < test_last and test_first < last:
+            raise ValueError(f"validation seeds [{first}, {last}) and test seeds [{test_first}, {test_last}) overlap")
         return self
+
+    @property
+    def seed_range(self) -> tuple[int, int]:
+        """[first, last) validation seed (the widest suite)."""
+        return self.seed, self.seed + max(self.episodes, self.perturbed_episodes)
+
+    @property
+    def test_seed_range(self) -> tuple[int, int]:
+        return self.test_seed, self.test_seed + max(self.episodes, self.perturbed_episodes)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,6 +110,7 @@ def append_round(
     label_config: LabelConfig,
     *,
     fps: int,
+    on_episode: Callable[[int, int], None] | None = None,
 ) -> AppendSummary:
     """Label and append the episodes under ``episode_dirs`` not yet in the dataset at ``root``.
 
@@ -116,6 +118,7 @@ def append_round(
     skipped. Failed expert demonstrations are not included (they demonstrate nothing).
     With the optional label filters on, actions are normalised with the statistics of the
     successful expert demonstrations among ``episode_dirs`` (see ``filter_statistics``).
+    ``on_episode(done, total)`` after each episode appended.
     """
     from lerobot.datasets.lerobot_dataset import LeRobotDataset  # slow import (~15 s)
 
@@ -139,7 +142,7 @@ def append_round(
         dataset = LeRobotDataset.create(REPO_ID, fps=fps, features=features(fresh[0]), root=root, use_videos=False)
     statistics = filter_statistics(label_config, [e for e in episodes if demonstrates_task(e)])
     frames = 0
-    for episode in fresh:
+    for done, episode in enumerate(fresh, start=1):
         steps = episode_steps(episode, label_config, statistics)
         for name, count in label_counts(steps.labels).items():
             counts[name] += count
@@ -148,6 +151,8 @@ def append_round(
             dataset.add_frame(_frame(episode, t, int(steps.labels[t]), round_number, digest))
         dataset.save_episode()
         frames += len(episode)
+        if on_episode is not None:
+            on_episode(done, len(fresh))
     dataset.finalize()
     shutil.rmtree(root / "images", ignore_errors=True)  # lerobot's temporary PNGs, now embedded
     validate_dataset(root)

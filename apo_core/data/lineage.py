@@ -17,12 +17,14 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import pyarrow.parquet as pq
+from pydantic import BaseModel, ConfigDict
 
 from apo_core.config import ApoConfig
 from apo_core.data.versioning import DatasetVersion
 from apo_core.errors import ApoError
 from apo_core.labels import Label
 from apo_core.rounds import round_name
+from apo_core.stored import parse_stored
 
 LINEAGE_DIR = "lineage"
 _LABEL_NAMES = {label.value: label.name.lower() for label in Label}
@@ -77,11 +79,38 @@ def write_record(workspace_root: Path, record: dict) -> Path:
     return path
 
 
+class EpisodeLineage(BaseModel):
+    episode_id: str
+    round: int
+    source: str
+    labels: dict[str, int]
+
+
+class LineageRecord(BaseModel):
+    """A dataset version's lineage, as written in ``lineage/round-NNNN.json``."""
+
+    model_config = ConfigDict(extra="allow")
+    round: int
+    dataset_md5: str
+    git_commit: str
+    git_tag: str
+    collected_by_policy_round: int | None
+    config_hash: str
+    expert_demo_ids: list[str]
+    new_episode_ids: list[str]
+    label_counts: dict[str, int]
+    episodes: list[EpisodeLineage]
+
+
 def read_record(workspace_root: Path, round_number: int) -> dict:
+    """Round N's lineage, read through its schema (a bad key is named, with the file)."""
     path = lineage_path(workspace_root, round_number)
     if not path.exists():
         raise ApoError(f"{path}: no lineage record for round {round_number}")
-    return json.loads(path.read_text())
+    record = parse_stored(LineageRecord, path.read_text(), str(path))
+    if record.round != round_number:
+        raise ApoError(f"{path}: round: the record says round {record.round}")
+    return record.model_dump()
 
 
 def rounds_with_lineage(workspace_root: Path) -> list[int]:

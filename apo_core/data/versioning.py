@@ -8,8 +8,9 @@ The workspace is a git repository with DVC. For round N:
 (DVC can report "up to date" without uploading an old revision's ``.dir`` manifest, so
 every round is pushed right after it is added, and the manifest is then looked up on the
 remote.) The remote is a local directory by default or S3 through dvc-s3 (any endpoint).
-The cache links files into the workspace (reflink, else hardlink) so that it does not
-double disk use; the few metadata files lerobot rewrites are copied before each append.
+The cache gives the workspace reflinks where the file system has them, else copies (never
+hard links: an edit in the workspace would change the cached version). A round's dataset is
+restored by apo_core/data/restore.py, verified and all or nothing.
 """
 
 from __future__ import annotations
@@ -142,14 +143,28 @@ class DatasetWorkspace:
             self.dvc("init", "-q")
             self.dvc("config", "core.analytics", "false")
             self.dvc("config", "core.autostage", "true")
-            self.dvc("config", "cache.type", "reflink,hardlink,copy")
-        self.dvc("remote", "add", "-d", "-f", REMOTE_NAME, self.remote.url)
+            # never a hard link: an edit in datasets/ would change the cached version too
+            self.dvc("config", "cache.type", "reflink,copy")
+        self.dvc("remote", "add", "-d", "-f", REMOTE_NAME, self._remote_in_config())
         if self.remote.is_s3 and self.remote.endpoint_url:
             self.dvc("remote", "modify", REMOTE_NAME, "endpointurl", self.remote.endpoint_url)
         self.git("add", ".dvc")
         if self.git("status", "--porcelain", "--", ".dvc").stdout.strip():
             self.git("commit", "-q", "-m", "Set up DVC for the dataset")
         return self
+
+    def _remote_in_config(self) -> str:
+        """The remote as given to `dvc remote add`: a local one relative to the workspace (DVC
+        stores it relative to its config; a workspace that moves with its remote keeps
+        working). DVC writes its config as ASCII and leaves it empty when it cannot: any
+        other path is refused before DVC runs."""
+        url = self.remote.url
+        if not self.remote.is_s3:
+            url = os.path.relpath(url, self.root)
+        if not url.isascii():
+            raise VersioningError(f"dataset.remote: {self.remote.url}: DVC cannot store a remote path with "
+                                  f"non-ASCII characters in its config; use an ASCII path for the remote")
+        return url
 
     def prepare_append(self) -> None:
         """Give lerobot private copies of the metadata files it rewrites in place.
@@ -202,16 +217,6 @@ class DatasetWorkspace:
     def current_md5(self) -> str | None:
         path = self.root / DVC_FILE
         return yaml.safe_load(path.read_text())["outs"][0]["md5"] if path.exists() else None
-
-    def checkout(self, round_number: int) -> DatasetVersion:
-        """Restore ``datasets/`` exactly as round N had it: from the cache, else the remote."""
-        version = self.version(round_number)
-        self.git("checkout", version.tag, "--", DVC_FILE)
-        if self.dvc("checkout", "-q", "--force", DVC_FILE, check=False).returncode != 0:
-            self.dvc("pull", "-q", "--force", DVC_FILE)
-        if self.current_md5() != version.md5:
-            raise VersioningError(f"{self.root / DVC_FILE}: checked out md5 {self.current_md5()}, expected {version.md5}")
-        return version
 
     def restore_head(self) -> None:
         """Undo a half-written append: put ``datasets/`` back to the last committed version."""

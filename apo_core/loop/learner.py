@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from apo_core.config import ApoConfig, Method
+from apo_core.data.restore import checkout_round
 from apo_core.data.round_dataset import version_round, workspace_for
 from apo_core.data.steps import Steps, expert_mask, load_steps
 from apo_core.data.versioning import DatasetVersion
@@ -29,13 +30,15 @@ from apo_core.loop.layout import dataset_sources, round_dir
 from apo_core.policy import Policy, cached_policy, initial_policy, load_policy
 from apo_core.policy.actor import VlaActor
 from apo_core.registry.gate import GateInputError, paired_gain, promotion_decision, summarise
-from apo_core.registry.store import MANIFEST, NotFound, RegistryError, registry_for, round_prefix
+from apo_core.registry.store import MANIFEST, CorruptPointer, NotFound, registry_for, round_prefix
 
 TRAINING_RECORD = "training.json"
 
 
-def build_dataset(config: ApoConfig, round_number: int, tasks: list[str]) -> tuple[DatasetVersion, dict]:
-    version, _, record = version_round(config, round_number, dataset_sources(config, round_number, tasks))
+def build_dataset(config: ApoConfig, round_number: int, tasks: list[str], on_episode=None
+                  ) -> tuple[DatasetVersion, dict]:
+    version, _, record = version_round(config, round_number, dataset_sources(config, round_number, tasks),
+                                       on_episode=on_episode)
     return version, record
 
 
@@ -164,9 +167,13 @@ class PromotionOutcome:
 def promote_if_better(config: ApoConfig, round_number: int, who: str = "pipeline") -> PromotionOutcome:
     """The gate: promote round N only if it beats the champion; audit either way (once)."""
     registry = registry_for(config)
+    registry.complete_pending_move()  # a crash between an entry and its move: finish the move
     candidate_metrics = registry.manifest(round_number).metrics
-    for event in reversed(registry.audit_log()):
-        if event["to_round"] == round_number and event["action"] in ("promote", "reject"):
+    log = registry.audit_log()
+    aborted = {event["aborts"] for event in log if event["action"] == "aborted"}
+    for event in reversed(log):
+        decided = event["action"] in ("promote", "reject") and event["id"] not in aborted
+        if event["to_round"] == round_number and decided:
             champion, _ = registry.champion()
             compared = event["from_round"]
             gain = paired_gain(candidate_metrics, registry.manifest(compared).metrics) if compared is not None else None
@@ -222,32 +229,29 @@ def round_summary(config: ApoConfig, round_number: int, *, version: DatasetVersi
 
 
 def rollback(config: ApoConfig, round_number: int, reason: str, who: str) -> DatasetVersion | None:
-    """Re-point the champion to round N and check its dataset version out: all or nothing.
+    """Re-point the champion to round N with its dataset version checked out: all or nothing.
 
-    Round N's files are re-hashed and its dataset version checked out BEFORE the champion
-    moves (one audit entry); if the champion cannot be moved, the dataset goes back to the
-    previous champion's version. Works when the champion pointer is corrupt: that is how it
-    is repaired.
+    Round N's files are re-hashed, its dataset tag checked against the commit and md5 its
+    manifest records, and the version restored file by file verified, beside the current
+    one; only then does the champion move (one audit entry). If it cannot move, the
+    previous dataset is put back as it was. Works when the champion pointer is corrupt:
+    that is how it is repaired.
     """
     registry = registry_for(config)
+    try:
+        registry.complete_pending_move()  # a crash between an entry and its move: finish it first
+    except CorruptPointer:
+        pass  # the rollback below is the repair
     manifest = registry.verify(round_number)
     tag = manifest.dataset.get("git_tag")
-    workspace = workspace_for(config)
-    version = workspace.checkout(int(tag.rsplit("-", 1)[1])) if tag else None
-    try:
+
+    def move_champion() -> None:
         registry.set_champion(round_number, action="rollback", who=who, reason=reason)
-    except Exception:
-        previous = _readable_champion(registry)
-        previous_tag = (previous or {}).get("dataset", {}).get("git_tag")
-        if previous_tag:
-            workspace.checkout(int(previous_tag.rsplit("-", 1)[1]))
-        raise
-    return version
 
-
-def _readable_champion(registry) -> dict | None:
-    try:
-        return registry.champion()[0]
-    except RegistryError:
+    if not tag:
+        move_champion()
         return None
-
+    return checkout_round(workspace_for(config), int(tag.rsplit("-", 1)[1]), md5=manifest.dataset.get("md5"),
+                          commit=manifest.dataset.get("git_commit"),
+                          recorded_in=f"{config.registry_url}/{round_prefix(round_number)}{MANIFEST}",
+                          then=move_champion)

@@ -25,6 +25,7 @@ from apo_core.policy import cached_policy
 from apo_core.policy.actor import VlaActor
 from apo_core.recording.collector import EMPTY_SUMMARY, CollectionSummary, collect_episodes, recorded_summary
 from apo_core.recording.episodes import Episode
+from apo_core.recording.locks import robot_lock
 from apo_core.recording.store import EpisodeStore
 from apo_core.registry.object_store import NotFound
 from apo_core.registry.store import registry_for
@@ -33,14 +34,16 @@ from apo_core.rounds import round_name
 OnEpisode = Callable[[Episode, Path], None]
 
 
-def record_demonstrations(config: ApoConfig, task: str) -> CollectionSummary:
+def record_demonstrations(config: ApoConfig, task: str, on_episode: OnEpisode | None = None) -> CollectionSummary:
     """The scripted expert's demonstrations of ``task`` (round 0's data), resumable."""
     env = process_env(task, config.env)
-    return collect_episodes(
-        env, ScriptedExpert(env), None, EpisodeStore.for_writing(expert_dir(config, task)), collection="expert",
-        until=config.collect.expert_demos_per_task, base_seed=config.collect.seed, source="expert",
-        policy_round=None, robot_id=config.collect.robots[0], fps=config.env.fps,
-    )
+    robot = config.collect.robots[0]
+    with robot_lock(config.paths.workdir, robot):
+        return collect_episodes(
+            env, ScriptedExpert(env), None, EpisodeStore.for_writing(expert_dir(config, task)), collection="expert",
+            until=config.collect.expert_demos_per_task, base_seed=config.collect.seed, source="expert",
+            policy_round=None, robot_id=robot, fps=config.env.fps, on_episode=on_episode,
+        )
 
 
 def deploy_champion(config: ApoConfig) -> tuple[int, Path]:
@@ -92,11 +95,12 @@ def collect_interactions(config: ApoConfig, round_number: int, policy_round: int
     if until > config.collect.seeds_per_robot:
         raise ApoError(f"{store.directory}: {until} episodes exceed robot {robot}'s "
                        f"{config.collect.seeds_per_robot} seeds of round {round_number}")
-    return collect_episodes(
-        env, actor, human, store, collection=round_name(round_number), until=until,
-        base_seed=config.collect.round_seed(round_number, robot), source="interaction",
-        policy_round=policy_round, robot_id=robot, fps=config.env.fps, on_episode=on_episode,
-    )
+    with robot_lock(config.paths.workdir, robot):
+        return collect_episodes(
+            env, actor, human, store, collection=round_name(round_number), until=until,
+            base_seed=config.collect.round_seed(round_number, robot), source="interaction",
+            policy_round=policy_round, robot_id=robot, fps=config.env.fps, on_episode=on_episode,
+        )
 
 
 def collect_as_robot(config: ApoConfig, robot: str, task: str, episodes: int,

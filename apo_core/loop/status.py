@@ -16,7 +16,10 @@ from apo_core.registry.store import registry_for
 def loop_status(config: ApoConfig) -> dict:
     registry = registry_for(config)
     champion, _ = registry.champion()
-    decisions = [e for e in registry.audit_log() if e["action"] in ("promote", "reject", "rollback")]
+    log = registry.audit_log()
+    aborted = {e["aborts"] for e in log if e["action"] == "aborted"}
+    decisions = [e for e in log if e["action"] in ("promote", "reject", "rollback") and e["id"] not in aborted]
+    pending_move = registry.pending_move()
     pending = next_round(config)
     collected = recorded_count(config, pending, loop_tasks(config))
     per_round = config.collect.interactions_per_round
@@ -36,6 +39,8 @@ def loop_status(config: ApoConfig) -> dict:
             "at": decisions[-1]["at"],
             "who": decisions[-1]["who"],
         },
+        "unfinished_move": None if pending_move is None else {
+            "round": pending_move["to_round"], "action": pending_move["action"], "at": pending_move["at"]},
         "pending_round": pending,
         "interactions_collected": collected,
         "interactions_per_round": per_round,

@@ -222,6 +222,29 @@ STEP_COLUMNS = (
 )
 
 
+# One value per step: (what the column must hold, the arrow type check).
+SCALAR_COLUMNS = {
+    "next.reward": ("floats", pa.types.is_floating),
+    "next.success": ("booleans", pa.types.is_boolean),
+    "next.done": ("booleans", pa.types.is_boolean),
+    "wall_time": ("floats", pa.types.is_floating),
+    "episode_index": ("integers", pa.types.is_integer),
+    "acted_by": ("strings", lambda kind: _is_text(kind) or pa.types.is_dictionary(kind) and _is_text(kind.value_type)),
+}
+
+
+def _is_text(kind: pa.DataType) -> bool:
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
+
+
+def _check_scalar_types(table: pa.Table, path: Path) -> None:
+    """A column of the wrong type is refused, never coerced (a string 'false' is truthy)."""
+    for name, (expected, is_right) in SCALAR_COLUMNS.items():
+        if name in table.column_names and not is_right(table.schema.field(name).type):
+            raise EpisodeFormatError(f"{path}: column {name!r}: expected {expected}, got "
+                                     f"{table.schema.field(name).type}")
+
+
 def _column_values(table: pa.Table, name: str, path: Path, value_type: pa.DataType, width: int | None = None):
     column = table.column(name).combine_chunks()
     if not pa.types.is_fixed_size_list(column.type) or column.type.value_type != value_type:
@@ -241,6 +264,7 @@ def read_episode(path: str | Path) -> Episode:
     missing = [name for name in STEP_COLUMNS if name not in table.column_names]
     if missing:
         raise EpisodeFormatError(f"{path}: missing columns {missing}")
+    _check_scalar_types(table, path)
     meta, image_shape = _read_meta(table, path)
     if table.num_rows != meta.n_steps or table.num_rows == 0:
         raise EpisodeFormatError(f"{path}: {table.num_rows} rows but metadata says n_steps={meta.n_steps}")

@@ -20,22 +20,22 @@ Layout (the same in S3 and in a local directory; ``aws s3 ls`` shows it as is):
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from apo_core.registry.object_store import (
     AlreadyExists,
     Backend,
+    Conflict,
     CorruptPointer,
     NotFound,
     RegistryError,
     backend_for,
     sha256_hex,
 )
+from apo_core.registry.records import MOVES, AuditEntry, ChampionPointer, RoundManifest, parse
 
 if TYPE_CHECKING:
     from apo_core.config import ApoConfig
@@ -46,18 +46,6 @@ CHAMPION = "champion.json"
 
 def round_prefix(round_number: int) -> str:
     return f"rounds/{round_number:04d}/"
-
-
-@dataclass(frozen=True)
-class RoundManifest:
-    round: int
-    files: dict[str, str]  # name -> sha256
-    parent_round: int | None
-    method: str
-    dataset: dict  # md5, git_tag, git_commit
-    hyperparameters: dict
-    metrics: dict
-    created_at: float = field(default_factory=time.time)
 
 
 class ModelRegistry:
@@ -80,6 +68,9 @@ class ModelRegistry:
         prefix = round_prefix(round_number)
         if self.backend.list(prefix + MANIFEST):
             raise AlreadyExists(f"{self.backend.location}/{prefix}: round {round_number} exists already")
+        if (Path(model_dir) / MANIFEST).exists():
+            raise RegistryError(f"{Path(model_dir) / MANIFEST}: a model directory must not hold a {MANIFEST}: the "
+                                f"store writes each round's own, and a round's identity comes from the store")
         files = {}
         for path in sorted(Path(model_dir).iterdir()):
             if path.is_file():
@@ -91,17 +82,19 @@ class ModelRegistry:
                     # Left by a crashed publish of this round: reuse it only if identical.
                     if sha256_hex(self.backend.get(prefix + path.name)[0]) != files[path.name]:
                         raise
-        manifest = RoundManifest(round_number, files, parent_round, method, dataset, hyperparameters, metrics)
-        self.backend.put_new(prefix + MANIFEST, json.dumps(asdict(manifest), indent=2).encode())
+        manifest = RoundManifest(round=round_number, files=files, parent_round=parent_round, method=method,
+                                 dataset=dataset, hyperparameters=hyperparameters, metrics=metrics)
+        self.backend.put_new(prefix + MANIFEST, manifest.model_dump_json(indent=2).encode())
         return manifest
 
     def manifest(self, round_number: int) -> RoundManifest:
+        where = f"{self.backend.location}/{round_prefix(round_number)}{MANIFEST}"
         data, _ = self.backend.get(round_prefix(round_number) + MANIFEST)
-        try:
-            return RoundManifest(**json.loads(data))
-        except (ValueError, TypeError) as error:
-            raise RegistryError(f"{self.backend.location}/{round_prefix(round_number)}{MANIFEST}: corrupt manifest "
-                                f"({type(error).__name__}); round {round_number} cannot be used") from None
+        manifest = parse(RoundManifest, data, where, f"; round {round_number} cannot be used")
+        if manifest.round != round_number:
+            raise RegistryError(f"{where}: round: the manifest says round {manifest.round}; round {round_number} "
+                                f"cannot be used")
+        return manifest
 
     def rounds(self) -> list[RoundManifest]:
         """Every round with a manifest (rounds cut off mid-upload have none: invisible)."""
@@ -134,15 +127,12 @@ class ModelRegistry:
             data, etag = self.backend.get(CHAMPION)
         except NotFound:
             return None, None
+        repair = "; repair it with `apo rollback N --reason ...` (rebuilt from round N's manifest)"
         try:
-            pointer = json.loads(data)
-            if not isinstance(pointer, dict) or not isinstance(pointer.get("round"), int):
-                raise ValueError("no round number")
-        except ValueError as error:
-            raise CorruptPointer(f"{self.backend.location}/{CHAMPION}: the champion pointer is corrupt ({error}); "
-                                 f"repair it with `apo rollback N --reason ...` (rebuilt from round N's manifest)",
-                                 etag) from None
-        return pointer, etag
+            pointer = parse(ChampionPointer, data, f"{self.backend.location}/{CHAMPION}", repair)
+        except RegistryError as corrupt:
+            raise CorruptPointer(str(corrupt), etag) from None
+        return pointer.model_dump(), etag
 
     def matches(self, round_number: int, directory: Path) -> bool:
         """Whether a local copy of round N holds exactly its manifest's files (sha256)."""
@@ -163,12 +153,15 @@ class ModelRegistry:
 
     def _record(self, event: dict) -> dict:
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f".{int(time.time() * 1e6) % 1_000_000:06d}Z"
-        event = {"at": time.time(), **event}
-        self.backend.put_new(f"audit/{stamp}-{uuid.uuid4().hex[:8]}.json", json.dumps(event, indent=2).encode())
-        return event
+        entry = AuditEntry(id=f"{stamp}-{uuid.uuid4().hex[:8]}", at=time.time(), **event)
+        self.backend.put_new(f"audit/{entry.id}.json", entry.model_dump_json(indent=2, exclude={"id"}).encode())
+        return entry.model_dump()
 
     def set_champion(self, round_number: int, *, action: str, who: str, reason: str, expected_etag: str | None = "read"):
-        """Point the champion at round N by compare-and-swap, and audit it.
+        """Point the champion at round N: the audit entry first, then the pointer by
+        compare-and-swap, naming that entry. A crash in between leaves an entry that the
+        next promotion or rollback completes (:meth:`complete_pending_move`); a lost
+        compare-and-swap is recorded as that entry's abort.
 
         ``expected_etag="read"`` reads the current etag first; pass the etag seen when the
         decision was made to make the whole decide-then-promote step race-free.
@@ -182,13 +175,47 @@ class ModelRegistry:
             current, etag = None, corrupt.etag  # the repair: replace the unreadable pointer
         if expected_etag != "read":
             etag = expected_etag
-        pointer = {"round": round_number, "dataset": manifest.dataset, "metrics": headline(manifest.metrics),
-                   "set_at": time.time(), "set_by": who}
-        self.backend.replace(CHAMPION, json.dumps(pointer, indent=2).encode(), etag)
-        return self._record({
+        entry = self._record({
             "action": action, "from_round": current["round"] if current else None, "to_round": round_number,
             "who": who, "reason": reason, "metrics": headline(manifest.metrics), "dataset": manifest.dataset,
         })
+        try:
+            self._point(entry, etag)
+        except Conflict:
+            self._record({"action": "aborted", "from_round": entry["from_round"], "to_round": round_number,
+                          "who": who, "reason": "the champion changed concurrently", "aborts": entry["id"]})
+            raise
+        return entry
+
+    def _point(self, entry: dict, etag: str | None) -> None:
+        manifest = self.manifest(entry["to_round"])
+        pointer = ChampionPointer(round=entry["to_round"], dataset=manifest.dataset, metrics=headline(manifest.metrics),
+                                  set_at=time.time(), set_by=entry["who"], audit_id=entry["id"])
+        self.backend.replace(CHAMPION, pointer.model_dump_json(indent=2).encode(), etag)
+
+    def pending_move(self) -> dict | None:
+        """The last champion move the audit log records but the pointer does not show: a
+        crash came between the entry and the compare-and-swap."""
+        log = self.audit_log()
+        aborted = {e["aborts"] for e in log if e["action"] == "aborted"}
+        moves = [e for e in log if e["action"] in MOVES and e["id"] not in aborted]
+        if not moves:
+            return None
+        champion, _ = self.champion()
+        latest = moves[-1]
+        if champion is None:
+            return latest
+        if champion["audit_id"] is None:  # a pointer written before entries had ids
+            return latest if champion["round"] != latest["to_round"] else None
+        return latest if champion["audit_id"] != latest["id"] else None
+
+    def complete_pending_move(self) -> dict | None:
+        """Finish the move of :meth:`pending_move`, if any; returns its entry."""
+        entry = self.pending_move()
+        if entry is not None:
+            _, etag = self.champion()
+            self._point(entry, etag)
+        return entry
 
     def record_rejection(self, round_number: int, *, who: str, reason: str) -> dict:
         current, _ = self.champion()
@@ -199,18 +226,14 @@ class ModelRegistry:
         })
 
     def audit_log(self) -> list[dict]:
+        """Every entry, oldest first, each read through its schema."""
+        repair = "; a corrupt audit entry: the log is append-only, move that object aside (nothing else is lost)"
         events = []
-        for key in self.backend.list("audit/"):
-            try:
-                event = json.loads(self.backend.get(key)[0])
-                if not isinstance(event, dict) or "action" not in event or "to_round" not in event:
-                    raise ValueError("not an audit event")
-            except ValueError as error:
-                raise RegistryError(f"{self.backend.location}/{key}: corrupt audit entry ({error}); the log is "
-                                    f"append-only: move that object aside to repair it (nothing else is lost)") from None
-            events.append(event)
+        for key in sorted(self.backend.list("audit/")):
+            entry = parse(AuditEntry, self.backend.get(key)[0], f"{self.backend.location}/{key}", repair)
+            entry_id = key.removeprefix("audit/").removesuffix(".json")
+            events.append(entry.model_copy(update={"id": entry_id}).model_dump())
         return events
-
 
 
 def headline(metrics: dict) -> dict:
