@@ -161,7 +161,6 @@ def _collect_as(config: ApoConfig, *, task: str, episodes: int, policy: str, out
     """:func:`run_collect` once ``robot``'s writer lock is held."""
     from apo_core.envs import make_env
     from apo_core.human import ScriptedExpert, SimulatedHuman
-    from apo_core.labels import label_counts, label_steps
     from apo_core.recording.collector import collect_episodes
     from apo_core.recording.store import EpisodeStore
     from tasks.progress import StepProgress
@@ -177,19 +176,11 @@ def _collect_as(config: ApoConfig, *, task: str, episodes: int, policy: str, out
     store = EpisodeStore.for_writing(out or collection_dir)
     source = "expert" if policy == "expert" else "interaction"
     overseer = SimulatedHuman(ScriptedExpert(env), env, config.takeover) if human and source != "expert" else None
-    counts: dict[str, int] = {}
     done: list[bool] = []
 
-    def count_labels(episode, _path) -> None:
+    def on_episode(episode, _path) -> None:
         done.append(episode.meta.success)
         progress.update(len(done), success=f"{sum(done) / len(done):.0%}")
-        if episode.meta.source == "expert":
-            counts["expert_demo"] = counts.get("expert_demo", 0) + len(episode)
-            return
-        labels = label_steps(episode.acted_by, k=config.labels.k, episode_success=episode.meta.success,
-                             label_unrescued_failure=config.labels.label_unrescued_failure)
-        for name, count in label_counts(labels).items():
-            counts[name] = counts.get(name, 0) + count
 
     with StepProgress(f"collect {task} ({policy})", episodes, "episodes") as progress:
         summary = collect_episodes(
@@ -205,18 +196,18 @@ def _collect_as(config: ApoConfig, *, task: str, episodes: int, policy: str, out
             robot_id=robot,
             fps=config.env.fps,
             perturbation=perturbation_name,
-            on_episode=count_labels,
+            on_episode=on_episode,
         )
-    _print_summary(task, policy, store.directory, summary, counts, config.labels.k)
+    _print_summary(task, policy, store.directory, summary)
     return summary
 
 
-def _print_summary(task: str, policy: str, directory: Path, summary, counts: dict[str, int], k: int) -> None:
+def _print_summary(task: str, policy: str, directory: Path, summary) -> None:
+    """What was recorded; the steps are labelled once, when a round's dataset is built."""
     print(f"task {task}, policy {policy}: {summary.episodes} episodes -> {directory}")
     print(f"  success rate        {summary.success_rate:6.1%}  ({summary.successes}/{summary.episodes})")
     print(f"  takeovers/episode   {summary.takeovers_per_episode:6.2f}")
     print(f"  human-step share    {summary.human_step_share:6.1%}  ({summary.human_steps}/{summary.steps} steps)")
-    print("  labels (K=%d)       " % k + ", ".join(f"{name.lower()} {n}" for name, n in counts.items() if n))
 
 
 def _episode_dirs(config: ApoConfig, method: str) -> list[Path]:
@@ -265,7 +256,10 @@ def run_train(config: ApoConfig, *, method: str, data: list[Path] | None, refere
                                   on_step=on_step, on_notice=on_notice)
         except ValueError as exc:
             raise ApoError(str(exc)) from None
-    save_model(policy, out, labelled, method)
+    save_model(policy, out, {"method": method, "episode_directories": [str(d) for d in directories],
+                             "data_fingerprint": labelled.fingerprint(), "rows": len(labelled),
+                             "episodes": len(set(labelled.episode_ids)), "threads": config.train.threads,
+                             "config": config.model_dump(mode="json")})
     print(f"{method}: trained on {len(labelled)} steps from {len(directories)} episode directories -> {out}")
     return out
 

@@ -1,5 +1,6 @@
-"""`apo dataset build`, `apo dataset checkout` and `apo lineage`: version a round's LeRobot dataset (git + DVC),
-restore exactly the dataset of a round, and show which episodes, labelled how, made a round's dataset.
+"""`apo dataset build`, `apo dataset checkout`, `apo ingest` and `apo lineage`: version a round's LeRobot dataset
+(git + DVC), restore exactly the dataset of a round, take a recording made with LeRobot's own tools in as a round,
+and show which data made a round and how.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from apo_core.errors import ApoError
 
 
 def add_commands(commands) -> None:
-    """Add dataset (build, checkout) and lineage to the ``apo`` subparsers."""
+    """Add dataset (build, checkout), ingest and lineage to the ``apo`` subparsers."""
     dataset = commands.add_parser("dataset", help="the versioned LeRobot dataset (git + DVC)")
     dataset_commands = dataset.add_subparsers(dest="dataset_command", required=True)
     build = dataset_commands.add_parser("build", help="label + append episodes, then version round N")
@@ -24,6 +25,16 @@ def add_commands(commands) -> None:
     checkout.add_argument("round", type=int)
     checkout.set_defaults(handler=_dataset_checkout)
 
+    ingest = commands.add_parser("ingest", help="take a LeRobot v3 recording in as round N's interactions")
+    ingest.add_argument("source", type=Path, help="the recording's local dataset directory (meta/info.json)")
+    ingest.add_argument("--round", dest="round_number", type=int, required=True)
+    ingest.add_argument("--robot", default="recorded", help="the name its episodes are filed under")
+    ingest.add_argument("--task", default=None, help="the world's task it shows (default: the first loop task)")
+    ingest.add_argument("--mapping", type=Path, default=None,
+                        help="YAML: which recorded feature is image, state, environment_state, action, "
+                             "intervention, reward, success")
+    ingest.set_defaults(handler=lambda config, args: run_ingest(config, args.source, args.round_number, args.robot,
+                                                                args.task, args.mapping))
     lineage = commands.add_parser("lineage", help="which episodes, labelled how, made a round's dataset")
     lineage.add_argument("round", type=int, nargs="?", default=None)
     lineage.add_argument("--json", action="store_true", help="machine-readable output")
@@ -64,25 +75,43 @@ def run_dataset_checkout(config: ApoConfig, round_number: int) -> None:
 
 
 def run_lineage(config: ApoConfig, round_number: int | None, as_json: bool) -> None:
+    """Per round: the dataset (tag, md5, episodes per source and label) and, once published,
+    the model's parent, method, code commit and config hash; one round's episodes in full."""
     import json
 
-    from apo_core.data.lineage import read_record, rounds_with_lineage
+    from apo_core.data.lineage import rounds_with_lineage
+    from apo_core.loop.provenance import round_provenance
 
     root = config.dataset_workspace
     rounds = [round_number] if round_number is not None else rounds_with_lineage(root)
     if not rounds:
         raise ApoError(f"{root}: no lineage records yet; run `apo dataset build` first")
-    records = [read_record(root, r) for r in rounds]
+    rows = [round_provenance(config, r) for r in rounds]
     if as_json:
-        print(json.dumps(records if round_number is None else records[0], indent=2))
+        print(json.dumps(rows if round_number is None else rows[0], indent=2))
         return
-    print(f"{'round':>5}  {'dataset md5':<38}{'tag':<20}{'commit':<12}{'episodes':>9}{'new':>5}  labels")
-    for r in records:
-        labels = ", ".join(f"{k} {v}" for k, v in r["label_counts"].items())
-        print(f"{r['round']:>5}  {r['dataset_md5']:<38}{r['git_tag']:<20}{r['git_commit'][:10]:<12}"
-              f"{len(r['episodes']):>9}{len(r['new_episode_ids']):>5}  {labels}")
+    print(f"{'round':>5}  {'dataset':<20}{'md5':<38}{'episodes':<26}{'parent':>6}  {'method':<7}{'code':<13}"
+          f"{'config':<17}labels")
+    for r in rows:
+        sources = ", ".join(f"{k} {v}" for k, v in r["episodes_per_source"].items())
+        labels = ", ".join(f"{k} {v}" for k, v in r["steps_per_label"].items() if v)
+        parent = "–" if r["parent_round"] is None else r["parent_round"]
+        print(f"{r['round']:>5}  {r['dataset_tag']:<20}{r['dataset_md5']:<38}{sources:<26}{parent!s:>6}  "
+              f"{r['method'] or '–':<7}{(r['code_commit'] or '–')[:12]:<13}{r['config_hash'] or '–':<17}{labels}")
     if round_number is not None:
         print(f"\n{'episode':<40}{'round':>6}  {'source':<12}labels")
-        for e in records[0]["episodes"]:
+        for e in rows[0]["lineage"]["episodes"]:
             print(f"{e['episode_id']:<40}{e['round']:>6}  {e['source']:<12}"
                   + ", ".join(f"{k} {v}" for k, v in e["labels"].items()))
+
+
+def run_ingest(config: ApoConfig, source: Path, round_number: int, robot: str, task: str | None,
+               mapping: Path | None) -> None:
+    from apo_core.data.ingest import ingest, read_mapping
+    from apo_core.loop.layout import loop_tasks
+
+    version, summary, record = ingest(config, source, round_number, robot=robot, task=task or loop_tasks(config)[0],
+                                      mapping=read_mapping(mapping))
+    print(f"dataset round {round_number}: {len(summary.episodes_added)} recorded episodes of {source} taken in as "
+          f"robot {robot}; md5 {version.md5}, tag {version.tag}")
+    print("  labels: " + ", ".join(f"{name} {count}" for name, count in record["label_counts"].items()))

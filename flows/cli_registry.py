@@ -1,6 +1,6 @@
-"""`apo publish`, `apo rounds`, `apo rollback`, `apo audit` and `apo status`: store a trained model as an
-immutable round in the registry, list the rounds and the champion, re-point the champion to an earlier round,
-print the audit log, and show the loop's state at a glance.
+"""`apo publish`, `apo rounds`, `apo rollback`, `apo audit`, `apo reproduce` and `apo status`: store a trained
+model as an immutable round in the registry, list the rounds and the champion, re-point the champion to an earlier
+round, print the audit log, retrain a round from what is stored, and show the loop's state at a glance.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from apo_core.errors import ApoError
 
 
 def add_commands(commands) -> None:
-    """Add publish, rounds, rollback, audit and status to the ``apo`` subparsers."""
+    """Add publish, rounds, rollback, audit, reproduce and status to the ``apo`` subparsers."""
     publish = commands.add_parser("publish", help="store a trained model as an immutable round")
     publish.add_argument("round", type=int)
     publish.add_argument("--model", type=Path, required=True)
@@ -31,6 +31,10 @@ def add_commands(commands) -> None:
     rollback.set_defaults(handler=_rollback)
     audit = commands.add_parser("audit", help="print the promote / reject / rollback log")
     audit.set_defaults(handler=_audit)
+    reproduce = commands.add_parser("reproduce", help="retrain round N from its versioned dataset and compare")
+    reproduce.add_argument("round", type=int)
+    reproduce.add_argument("--json", action="store_true", help="machine-readable output")
+    reproduce.set_defaults(handler=lambda config, args: run_reproduce(config, args.round, args.json))
     status = commands.add_parser("status", help="champion, last decision, interactions until the next round")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(handler=lambda config, args: run_status(config, args.json))
@@ -141,6 +145,17 @@ def run_audit(config: ApoConfig) -> None:
         reason = e["reason"] if e["action"] != "aborted" else f"{e['reason']} (the move {e['aborts']} did not happen)"
         print(f"{when}  {e['action']:<8} {e['from_round']!s:>4} -> {e['to_round']!s:<4} by {e['who']:<12} "
               f"success {rate:<5} dataset {e.get('dataset', {}).get('git_tag', '-'):<20} {reason}")
+
+
+def run_reproduce(config: ApoConfig, round_number: int, as_json: bool) -> None:
+    """Retrain round N from what is stored and compare weights and evaluation outcomes."""
+    import json
+    import sys
+
+    from apo_core.loop.reproduce import reproduce, verdict
+
+    result = reproduce(config, round_number, on_notice=lambda line: print(line, file=sys.stderr, flush=True))
+    print(json.dumps(result, indent=2) if as_json else verdict(result))
 
 
 def run_status(config: ApoConfig, as_json: bool) -> None:

@@ -33,7 +33,7 @@ from tasks import robot_tasks
 from tasks import round_tasks as steps
 from tasks.events import announce_rollback
 from tasks.fanout import FanOut, ray_cluster
-from tasks.progress import log
+from tasks.progress import say
 
 
 def _config(config_path: str | None, workdir: str | None, config: ApoConfig | dict | None) -> ApoConfig:
@@ -42,12 +42,6 @@ def _config(config_path: str | None, workdir: str | None, config: ApoConfig | di
     if config is not None:
         return config
     return load_config(config_path, {"paths": {"workdir": workdir}} if workdir else None)
-
-
-def say(message: str) -> None:
-    """A progress line: on the terminal, and in the run's log (the UI's Logs tab)."""
-    print(message, flush=True)
-    log(message)
 
 
 def _pending_round(parameters: dict) -> int:

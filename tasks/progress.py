@@ -38,6 +38,12 @@ def log(message: str) -> None:
         get_run_logger().info(message)
 
 
+def say(message: str) -> None:
+    """A progress line: on the terminal, and in the run's log (the UI's Logs tab)."""
+    print(message, flush=True)
+    log(message)
+
+
 class StepProgress:
     def __init__(self, label: str, total: int | None, unit: str, *, elapsed: float = 0.0):
         self.label, self.total, self.unit = label, total, unit

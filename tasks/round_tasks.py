@@ -1,7 +1,7 @@
 """The learner side of a round as Prefect tasks: dataset, update, evaluation, publish, promote.
 
 The logic (and the resume-from-data behaviour) lives in apo_core.loop.learner; here: retries where
-I/O can fail, progress, artifacts, the update on a worker beside the dataset, and the
+I/O can fail, progress, artifacts, the update on a worker from the versioned dataset, and the
 fan-out of evaluation chunks (:class:`tasks.fanout.FanOut`).
 """
 
@@ -21,7 +21,7 @@ from apo_core.rounds import round_name
 from tasks import IO_RETRIES, STEP
 from tasks.events import announce_round
 from tasks.fanout import FanOut
-from tasks.progress import ProgressFile, RemoteProgress, StepProgress, log
+from tasks.progress import ProgressFile, RemoteProgress, StepProgress, log, say
 
 
 @task(name="label-and-version-dataset", **STEP, **IO_RETRIES)
@@ -36,8 +36,8 @@ def version_dataset(config: ApoConfig, round_number: int, task_names: list[str])
 
 
 @task(name="train-round", **STEP)
-def train_round(config: ApoConfig, round_number: int, task_names: list[str], method: str,
-                reference_dir: Path | None) -> Path:
+def train_round(config: ApoConfig, round_number: int, method: str, reference_dir: Path | None,
+                version: DatasetVersion) -> Path:
     label = f"round {round_number}: train {method}"
     progress = StepProgress(label, None, "steps")
     shared = ProgressFile(training_progress_path(config, round_number))  # for a driver, when on a worker
@@ -50,8 +50,8 @@ def train_round(config: ApoConfig, round_number: int, task_names: list[str], met
         print(f"{label}: {message}", flush=True)
         shared.note(message)
 
-    model_dir = learner.train_round(config, round_number, task_names, method, reference_dir, on_step=on_step,
-                                 on_notice=on_notice)
+    model_dir = learner.train_round(config, round_number, method, reference_dir, version, on_step=on_step,
+                                    on_notice=on_notice)
     progress.close()
     return model_dir
 
@@ -62,27 +62,22 @@ def training_progress_path(config: ApoConfig, round_number: int) -> Path:
 
 def dataset_and_update(config: ApoConfig, fan_out: FanOut, round_number: int, task_names: list[str], method: str,
                        reference_dir: Path | None) -> tuple[DatasetVersion, dict, Path]:
-    """Label and version round N's dataset, and train model round N.
+    """Label and version round N's dataset, then train model round N on that version.
 
-    The update reads the episodes themselves, not the versioned dataset, so the two need
-    not wait for each other: on Ray the update runs on a worker (``cluster.update_cpus``
-    CPUs, and a GPU when ``train.device`` asks for one) while this process versions the
-    dataset, its progress shown here from the file it keeps; in-process (``engine: local``,
-    on ``train.threads``), one after the other.
+    On Ray the update runs on a worker (``cluster.update_cpus`` CPUs and as many torch
+    threads, and a GPU when ``train.device`` asks for one), its progress shown here from
+    the file it keeps; in-process (``engine: local``) on ``train.threads``.
     """
+    version, lineage = version_dataset(config, round_number, task_names)
     training_progress_path(config, round_number).unlink(missing_ok=True)
     update_config, resources = config, {}
     if fan_out.parallel:
-        # Ray's rule: a task runs as many threads as CPUs it holds. One thread leaves the
-        # other core to the dataset step beside it (docs/deployment.md §7).
-        cpus, gpus = config.cluster.update_cpus, fan_out.training_gpus()
+        cpus, gpus = config.cluster.update_cpus, fan_out.training_gpus()  # Ray's rule: threads = CPUs held
         update_config = config.model_copy(update={"train": config.train.model_copy(update={"threads": cpus})})
         resources = {"num_cpus": cpus, **({"num_gpus": gpus} if gpus else {})}
-        print(f"round {round_number}: training {method} on {'a GPU of ' if gpus else ''}the cluster while the "
-              f"dataset is versioned", flush=True)
-    training = fan_out.start(train_round, dict(config=update_config, round_number=round_number, task_names=task_names,
-                                             method=method, reference_dir=reference_dir), **resources)
-    version, lineage = version_dataset(config, round_number, task_names)
+        say(f"round {round_number}: training {method} on {'a GPU of ' if gpus else ''}the cluster")
+    training = fan_out.start(train_round, dict(config=update_config, round_number=round_number, method=method,
+                                               reference_dir=reference_dir, version=version), **resources)
     shown = RemoteProgress(f"round {round_number}: train {method}", training_progress_path(config, round_number),
                            "steps") if fan_out.parallel else None
     model_dir = training.result(on_tick=shown.poll if shown else None)

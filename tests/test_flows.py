@@ -105,3 +105,29 @@ def test_a_round_killed_mid_training_completes_on_rerun(first_round, tiny_config
     assert lineage["new_episode_ids"] == [f"sim-robot-0.round-0003.push.e{i:06d}" for i in range(3)]
     assert len({h["dataset_md5"] for h in round_history(config)}) == 4
     assert [m.round for m in registry_for(config).rounds()] == [0, 1, 2, 3]
+
+
+def test_a_round_retrained_from_its_tag_is_the_stored_one_whatever_happens_to_the_episodes(first_round, tiny_config):
+    """The dataset tag is the truth: with an episode file of round 1 changed after its
+    dataset was tagged, `apo reproduce 1` (the dataset checked out from the S3 remote into a
+    scratch workspace) still gives the stored weights and evaluation outcomes, and it and
+    `apo lineage 1` name the tag's md5."""
+    config, _ = first_round
+    registry = registry_for(config)
+    md5 = registry.manifest(1).dataset["md5"]
+    victim = sorted(EpisodeStore(interaction_dir(config, 1, "push", "sim-robot-0")).paths())[0]
+    original = victim.read_bytes()
+    victim.write_bytes(original[:-64] + bytes(64))  # tampered after the tag: must play no part
+    try:
+        result = subprocess.run([sys.executable, "-m", "flows.cli", "--config", str(tiny_config), "reproduce", "1",
+                                 "--json"], capture_output=True, text=True, timeout=900)
+        assert result.returncode == 0, result.stderr[-2000:]
+        reproduced = json.loads(result.stdout)
+        assert reproduced["identical_weights"] and reproduced["dataset_md5"] == md5
+        assert reproduced["outcomes_identical"] == reproduced["outcomes_compared"] > 0
+        lineage = subprocess.run([sys.executable, "-m", "flows.cli", "--config", str(tiny_config), "lineage", "1",
+                                  "--json"], capture_output=True, text=True, timeout=300)
+        assert lineage.returncode == 0 and json.loads(lineage.stdout)["dataset_md5"] == md5
+        assert json.loads(lineage.stdout)["code_commit"] == reproduced["code_commit"]
+    finally:
+        victim.write_bytes(original)

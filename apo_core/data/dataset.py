@@ -73,6 +73,7 @@ def features(episode: Episode) -> dict:
         "observation.environment_state": vector(episode.environment_states.shape[1]),
         "action": vector(action_dim),
         "complementary_info.policy_action": vector(action_dim),
+        "complementary_info.has_policy_action": vector(1, "bool"),
         "complementary_info.is_intervention": vector(1, "bool"),
         "next.reward": vector(1),
         "next.success": vector(1, "bool"),
@@ -148,7 +149,8 @@ def append_round(
             counts[name] += count
         digest = episode.content_sha256()
         for t in range(len(episode)):
-            dataset.add_frame(_frame(episode, t, int(steps.labels[t]), round_number, digest))
+            frame = _frame(episode, t, int(steps.labels[t]), round_number, digest)
+            dataset.add_frame({key: value for key, value in frame.items() if key in dataset.features or key == "task"})
         dataset.save_episode()
         frames += len(episode)
         if on_episode is not None:
@@ -166,7 +168,8 @@ def _frame(episode: Episode, t: int, label: int, round_number: int, digest: str)
         "observation.state": episode.states[t],
         "observation.environment_state": episode.environment_states[t],
         "action": episode.actions[t],
-        "complementary_info.policy_action": np.nan_to_num(proposal, nan=0.0),  # 0 where no proposal (demos)
+        "complementary_info.policy_action": np.nan_to_num(proposal, nan=0.0),  # 0 where there was none
+        "complementary_info.has_policy_action": np.array([not np.isnan(proposal).any()]),
         "complementary_info.is_intervention": np.array([episode.acted_by[t] == ActedBy.HUMAN]),
         "next.reward": np.array([episode.rewards[t]], dtype=np.float32),
         "next.success": np.array([episode.successes[t]]),

@@ -18,9 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from apo_core.config import ApoConfig, Method
+from apo_core.data.lineage import config_hash
 from apo_core.data.restore import checkout_round
 from apo_core.data.round_dataset import version_round, workspace_for
-from apo_core.data.steps import Steps, expert_mask, load_steps
+from apo_core.data.steps import Steps, expert_mask
+from apo_core.data.training_steps import steps_from_dataset
 from apo_core.data.versioning import DatasetVersion
 from apo_core.envs import MetaWorldEnv, process_env
 from apo_core.errors import ApoError
@@ -63,14 +65,12 @@ def train_policy(config: ApoConfig, steps: Steps, method: Method, work_dir: Path
     return train(reference, steps, method, config.train, work_dir, on_step=on_step, on_notice=on_notice)
 
 
-def save_model(policy: Policy, directory: Path, steps: Steps, method: Method) -> Path:
-    """Save a trained policy with its training record (what it was trained on), atomically:
-    the directory appears complete or not at all."""
+def save_model(policy: Policy, directory: Path, record: dict) -> Path:
+    """Save a trained policy with its training record (what it was trained on, how),
+    atomically: the directory appears complete or not at all."""
     partial = directory.with_name(directory.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     policy.save_pretrained(partial)
-    record = {"method": method, "data_fingerprint": steps.fingerprint(), "steps": len(steps),
-              "episodes": len(set(steps.episode_ids))}
     (partial / TRAINING_RECORD).write_text(json.dumps(record, indent=2))
     if directory.exists():
         shutil.rmtree(directory)
@@ -83,18 +83,41 @@ def training_record(model_dir: Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def train_round(config: ApoConfig, round_number: int, tasks: list[str], method: Method,
-                reference_dir: Path | None, on_step=None, on_notice=None) -> Path:
-    """Train model round N on dataset round N; the result appears atomically (or not at all)."""
+def dataset_steps(config: ApoConfig, version: DatasetVersion, *, images: bool) -> Steps:
+    """Dataset round N as training steps, read from the workspace, which must hold exactly
+    that version (the round's dataset step has just built or verified it)."""
+    workspace = workspace_for(config)
+    if workspace.current_md5() != version.md5:
+        raise ApoError(f"{workspace.root}: datasets/ holds md5 {workspace.current_md5()}, not {version.tag}'s "
+                       f"{version.md5}: `apo dataset checkout {version.round}` first")
+    return steps_from_dataset(workspace.dataset_root, images=images, md5=version.md5)
+
+
+def train_from_dataset(config: ApoConfig, steps: Steps, version: DatasetVersion, method: Method, work: Path,
+                       reference: Policy | None, on_step=None, on_notice=None) -> tuple[Policy, dict]:
+    """Train on a dataset version; the policy and the record that says how, from what."""
+    from apo_core.loop.report import code_commit
+
+    policy = train_policy(config, steps, method, work, reference=reference, on_step=on_step, on_notice=on_notice)
+    record = {"method": method, "dataset_tag": version.tag, "dataset_md5": version.md5, "rows": len(steps),
+              "episodes": len(set(steps.episode_ids)), "threads": config.train.threads, "code_commit": code_commit(),
+              "config_hash": config_hash(config), "config": config.model_dump(mode="json")}
+    return policy, record
+
+
+def train_round(config: ApoConfig, round_number: int, method: Method, reference_dir: Path | None,
+                version: DatasetVersion, on_step=None, on_notice=None) -> Path:
+    """Train model round N on dataset round N as versioned; the result appears atomically
+    (or not at all)."""
     model_dir = round_dir(config, round_number) / "model"
     if model_dir.is_dir():  # saved atomically: complete
         return model_dir
     reference = load_policy(reference_dir) if method != "bc" and reference_dir else None
-    steps = load_steps(dataset_sources(config, round_number, tasks), config.labels,
-                       reference.action_normalizer if reference else None)
+    images = reference.needs_image if reference is not None else config.policy.use_image
+    steps = dataset_steps(config, version, images=images)
     work = round_dir(config, round_number) / "train.work"
-    policy = train_policy(config, steps, method, work, reference=reference, on_step=on_step, on_notice=on_notice)
-    save_model(policy, model_dir, steps, method)
+    policy, record = train_from_dataset(config, steps, version, method, work, reference, on_step, on_notice)
+    save_model(policy, model_dir, record)
     shutil.rmtree(work, ignore_errors=True)
     return model_dir
 
@@ -150,8 +173,7 @@ def publish_round(config: ApoConfig, round_number: int, model_dir: Path, *, pare
     gate_metrics = {k: v for k, v in metrics.items() if k != "results"}
     registry.publish(
         round_number, model_dir, parent_round=parent_round, method=method,
-        dataset={"md5": version.md5, "git_tag": version.tag, "git_commit": version.commit,
-                 "training_data_fingerprint": training_record(model_dir).get("data_fingerprint")},
+        dataset={"md5": version.md5, "git_tag": version.tag, "git_commit": version.commit},
         hyperparameters=config.train.model_dump(mode="json"), metrics=gate_metrics,
     )
 

@@ -338,7 +338,7 @@ def _check_values(episode: Episode, path: Path) -> None:
         step = int(np.flatnonzero(partial | np.isinf(proposals).any(axis=1))[0])
         raise EpisodeFormatError(f"{path}: column 'complementary_info.policy_action': step {step} must be all NaN "
                                  f"(no proposal) or finite, got {proposals[step].tolist()}")
-    acted = episode.acted_by != ActedBy.EXPERT_DEMO
+    acted = episode.acted_by == ActedBy.POLICY  # (a human step may lack one: a recording made elsewhere)
     if (acted & np.isnan(proposals).any(axis=1)).any():
         step = int(np.flatnonzero(acted & np.isnan(proposals).any(axis=1))[0])
         raise EpisodeFormatError(f"{path}: column 'complementary_info.policy_action': step {step} was acted by "

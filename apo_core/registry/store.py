@@ -101,6 +101,18 @@ class ModelRegistry:
         numbers = sorted({int(key.split("/")[1]) for key in self.backend.list("rounds/") if key.endswith(MANIFEST)})
         return [self.manifest(n) for n in numbers]
 
+    def round_file(self, round_number: int, name: str) -> bytes:
+        """One file of round N, checked against its manifest's sha256."""
+        digest = self.manifest(round_number).files.get(name)
+        if digest is None:
+            raise NotFound(f"{self.backend.location}/{round_prefix(round_number)}{name}: not a file of round "
+                           f"{round_number}")
+        data, _ = self.backend.get(round_prefix(round_number) + name)
+        if sha256_hex(data) != digest:
+            raise RegistryError(f"{self.backend.location}/{round_prefix(round_number)}{name}: sha256 mismatch "
+                                f"(tampered or truncated)")
+        return data
+
     def download(self, round_number: int, destination: Path) -> Path:
         """Fetch round N into ``destination`` after checking every file's sha256."""
         manifest = self.manifest(round_number)
