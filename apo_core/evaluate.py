@@ -12,17 +12,19 @@ evaluation.test_seed + i (reported tables), both far from the collection seeds.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
 from apo_core.actors import Actor
 from apo_core.config import ApoConfig
 from apo_core.envs import process_env, process_envs
-from apo_core.envs.base import RobotEnv
+from apo_core.envs.base import Observation, RobotEnv
 from apo_core.human import ScriptedExpert, SimulatedHuman
 from apo_core.labels import ActedBy
+from apo_core.policy.actor import VlaActor
 from apo_core.recording.collector import play_episode
 from apo_core.statistics import wilson_interval
 
@@ -109,37 +111,46 @@ def evaluate_actor(
 
 def evaluate_lockstep(
     envs: Sequence[RobotEnv],
-    actor: Actor,
+    actor: VlaActor,
     seeds: Sequence[int],
     *,
     suite: str = NO_PERTURBATION,
     on_episode: Callable[[EpisodeOutcome], None] | None = None,
 ) -> EvalResult:
     """The same episodes as :func:`evaluate_actor` (policy alone), played in lockstep on
-    ``len(envs)`` copies of one world with ONE batched decode per tick (``actor.act_batch``).
+    ``len(envs)`` copies of one world with ONE batched decode per tick for the episodes
+    whose chunk is spent (``actor.plan_batch``); the others replay their chunk open-loop.
 
     Each env takes the next seed as soon as its episode ends; outcomes come back in seed
-    order. On a CPU the decode, not the physics, is the cost of a state-only policy's
-    step, so a batch of 16 plays ~5x more steps per second.
+    order. The envs may be built without rendering: an image policy then renders only the
+    episodes that decide (every H steps). On a CPU the decode, not the physics, is the
+    cost of a state-only policy's step, so a batch of 16 plays ~5x more steps per second.
     """
     pending = [int(seed) for seed in reversed(seeds)]
-    running: dict[int, list] = {}  # env slot -> [seed, observation, steps so far]
+    running: dict[int, list] = {}  # env slot -> [seed, observation, steps so far, the chunk's actions left]
     finished: dict[int, EpisodeOutcome] = {}
 
     def start(slot: int) -> None:
         if pending:
             seed = pending.pop()
-            actor.reset(seed)
-            running[slot] = [seed, envs[slot].reset(seed), 0]
+            running[slot] = [seed, envs[slot].reset(seed), 0, deque()]
+
+    def observed(slot: int) -> Observation:
+        observation = running[slot][1]
+        if actor.needs_image and observation.image.size == 0:
+            observation = replace(observation, image=envs[slot].render_image())
+        return observation
 
     for slot in range(len(envs)):
         start(slot)
     while running:
-        slots = list(running)
-        actions = actor.act_batch([running[slot][1] for slot in slots])
-        for slot, action in zip(slots, actions):
-            outcome = envs[slot].step(action)
+        deciding = [slot for slot in running if not running[slot][3]]
+        if deciding:
+            for slot, chunk in zip(deciding, actor.plan_batch([observed(slot) for slot in deciding])):
+                running[slot][3].extend(chunk)
+        for slot in list(running):
             episode = running[slot]
+            outcome = envs[slot].step(episode[3].popleft())
             episode[1], episode[2] = outcome.observation, episode[2] + 1
             if outcome.success or outcome.truncated:
                 seed = episode[0]
@@ -188,10 +199,11 @@ def _perturbation(config: ApoConfig, chunk: EvalChunk):
     return None if chunk.suite == NO_PERTURBATION else config.perturbation(chunk.suite)
 
 
-def chunk_envs(config: ApoConfig, chunk: EvalChunk, *, render: bool) -> list[RobotEnv]:
+def chunk_envs(config: ApoConfig, chunk: EvalChunk) -> list[RobotEnv]:
     """The worlds a policy plays one chunk on, ``evaluation.lockstep_envs`` at most, owned
-    by this process (:mod:`apo_core.envs.pool`: built on first use, then reused)."""
-    return process_envs(chunk.task, config.env, _perturbation(config, chunk), render=render,
+    by this process (:mod:`apo_core.envs.pool`: built on first use, then reused). They do
+    not render each step: a policy renders when it decides, the expert reads no pixels."""
+    return process_envs(chunk.task, config.env, _perturbation(config, chunk), render=False,
                         count=min(config.evaluation.lockstep_envs, len(chunk.seeds)))
 
 
@@ -201,22 +213,21 @@ def evaluate_chunk(
     chunk: EvalChunk,
     *,
     with_human: bool = False,
-    render: bool = True,
     on_episode: Callable[[EpisodeOutcome], None] | None = None,
 ) -> EvalResult:
     """Play one chunk on this process's envs (built once, :mod:`apo_core.envs.pool`).
 
     A policy acting alone plays ``evaluation.lockstep_envs`` episodes at a time
-    (:func:`evaluate_lockstep`); ``render=False`` for an actor that does not look at
-    images: far cheaper steps. With the human watching, episodes are played one by one.
+    (:func:`evaluate_lockstep`), rendering only when it decides. With the human watching,
+    episodes are played one by one in a world that renders every step.
     """
     if with_human:
         env = process_env(chunk.task, config.env, _perturbation(config, chunk))
         human = SimulatedHuman(ScriptedExpert(env), env, config.takeover)
         return evaluate_actor(env, make_actor(env), chunk.seeds, suite=chunk.suite, human=human, on_episode=on_episode)
-    envs = chunk_envs(config, chunk, render=render)
+    envs = chunk_envs(config, chunk)
     actor = make_actor(envs[0])
-    if hasattr(actor, "act_batch"):
+    if hasattr(actor, "plan_batch"):
         return evaluate_lockstep(envs, actor, chunk.seeds, suite=chunk.suite, on_episode=on_episode)
     return evaluate_actor(envs[0], actor, chunk.seeds, suite=chunk.suite, on_episode=on_episode)
 
@@ -243,7 +254,6 @@ def evaluate(
     episodes: int | None = None,
     split: SeedSplit = "validation",
     with_human: bool = False,
-    render: bool = True,
     on_episode: Callable[[EpisodeOutcome], None] | None = None,
 ) -> list[EvalResult]:
     """Evaluate on each task × suite ("none" = unperturbed) on the seeds of ``split``, here.
@@ -253,5 +263,5 @@ def evaluate(
     evaluates in parallel (:func:`evaluation_chunks`), played one after another.
     """
     chunks = evaluation_chunks(config, tasks=tasks, suites=suites, episodes=episodes, split=split)
-    return merge_chunks([evaluate_chunk(config, make_actor, chunk, with_human=with_human, render=render,
+    return merge_chunks([evaluate_chunk(config, make_actor, chunk, with_human=with_human,
                                         on_episode=on_episode) for chunk in chunks])

@@ -20,6 +20,11 @@ Edge cases the public code gets wrong and this module gets right:
 * an episode that fails with the policy in control can optionally have its last K policy
   steps labelled failure-prone (``label_unrescued_failure``).
 
+A policy that predicts chunks of H actions trains on one sample per step t: the chunk of
+steps t … t+H-1 of its episode. Labels stay per step; a chunk's label is derived from its
+steps' (:func:`chunk_labels`): the K steps before a takeover make every chunk that
+contains one of them failure-prone.
+
 The module is pure numpy: no I/O, no orchestration.
 """
 
@@ -139,6 +144,31 @@ def label_steps(
 
     labels[kept_index] = kept_labels
     return labels
+
+
+def chunk_labels(labels: np.ndarray, episode_ids: np.ndarray, horizon: int) -> np.ndarray:
+    """The label of the chunk that starts at each step (docs/apo.md §2): FAILURE_PRONE when
+    any of its H steps (within its episode) is failure-prone, else its first step's label.
+
+    Args:
+        labels: [N] per-step labels of retained steps, each episode's rows contiguous and in
+            order (as :func:`apo_core.data.steps.load_steps` gives them).
+        episode_ids: [N] the episode of each row.
+        horizon: H, the steps of a chunk (1: the labels unchanged).
+
+    Returns:
+        [N] int8 labels, one per chunk start.
+    """
+    labels = np.asarray(labels, dtype=np.int8)
+    if horizon < 1:
+        raise ValueError(f"horizon must be >= 1, got {horizon}")
+    rows = np.arange(len(labels))
+    starts = np.flatnonzero(np.r_[True, episode_ids[1:] != episode_ids[:-1]]) if len(labels) else rows
+    ends = np.r_[starts[1:], len(labels)]  # one past each row's episode
+    end = ends[np.searchsorted(starts, rows, side="right") - 1]
+    index = np.minimum(rows[:, None] + np.arange(horizon)[None, :], (end - 1)[:, None])
+    failure_prone = np.any(labels[index] == Label.FAILURE_PRONE, axis=1)
+    return np.where(failure_prone, np.int8(Label.FAILURE_PRONE), labels).astype(np.int8)
 
 
 def label_counts(labels: np.ndarray) -> dict[str, int]:

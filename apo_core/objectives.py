@@ -27,16 +27,18 @@ import torch.nn.functional as F
 SUBSET_SMOOTHING = 1e-4
 
 
-def action_logps(token_logps: torch.Tensor, desirable: torch.Tensor, undesirable_skips: int | None) -> torch.Tensor:
-    """Per-sample sums of action-token log-probs [B, D] -> [B].
+def action_logps(token_logps: torch.Tensor, desirable: torch.Tensor,
+                 undesirable_skips: list[int] | None) -> torch.Tensor:
+    """Per-sample sums of action-token log-probs [B, T] -> [B] (a chunk's r sums over all its
+    tokens, docs/apo.md §5).
 
     The supplementary ignores the gripper token's reject reward: for undesirable samples
-    the token at ``undesirable_skips`` (the gripper dim, or None to count every token) is
-    left out of the sum (docs/apo.md §5, ``train.ignore_gripper_when_undesirable``).
+    the tokens at ``undesirable_skips`` (the gripper's in each step of the chunk, or None to
+    count every token) are left out of the sum (``train.kto.ignore_gripper_when_undesirable``).
     """
     counted = torch.ones_like(token_logps, dtype=torch.bool)
     if undesirable_skips is not None:
-        counted[:, undesirable_skips] = desirable
+        counted[:, undesirable_skips] = desirable.unsqueeze(-1)
     return (token_logps * counted).sum(dim=-1)
 
 

@@ -67,7 +67,7 @@ def play(config, task: str, actor, human, seeds: list[int], source: str):
     """Episodes in memory (no store): the benchmark measures learning, not storage."""
     from apo_core.recording.collector import play_episode
 
-    env = _env(config, task, render=False)  # the human and a state-only policy read no pixels
+    env = _env(config, task)
     episodes = []
     for seed in seeds:
         recorder = play_episode(env, actor, human, seed=seed, source=source)
@@ -81,12 +81,15 @@ def play(config, task: str, actor, human, seeds: list[int], source: str):
 _ENVS: dict = {}
 
 
-def _env(config, task: str, render: bool):
+def _env(config, task: str):
+    """The world episodes are played in; it renders every step only for an image policy
+    (the expert and the human read no pixels, the recorded images train the policy)."""
     from apo_core.envs import make_env
 
-    if (task, render) not in _ENVS:
-        _ENVS[task, render] = make_env(task, config.env, render=render)
-    return _ENVS[task, render]
+    key = (task, config.env.model_dump_json(), config.policy.use_image)
+    if key not in _ENVS:
+        _ENVS[key] = make_env(task, config.env, render=config.policy.use_image)
+    return _ENVS[key]
 
 
 def labelled(config, episodes):
@@ -104,7 +107,7 @@ def score(config, policy, task: str, split: str, episodes: int | None = None) ->
     from apo_core.registry.gate import summarise
 
     results = evaluate(config, lambda env: VlaActor(policy, env.instruction), tasks=[task], split=split,
-                       episodes=episodes, render=policy.needs_image)
+                       episodes=episodes)
     return summarise([r.to_dict() for r in results])
 
 
@@ -118,7 +121,7 @@ def base_job(config_path: Path | None, settings: dict, seed: int, work: Path, te
     config = seeded_config(config_path, seed, settings=settings)
     torch.set_num_threads(1)
     task = config.env.tasks[0]
-    env = _env(config, task, render=False)
+    env = _env(config, task)
     demo_seeds = [config.collect.seed + i for i in range(config.collect.expert_demos_per_task)]
     _, demos = play(config, task, ScriptedExpert(env), None, demo_seeds, "expert")
     start = time.perf_counter()
@@ -151,7 +154,7 @@ def method_job(config_path: Path | None, settings: dict, seed: int, name: str, r
     torch.set_num_threads(1)
     base = json.loads((work / f"seed-{seed}" / "base.json").read_text())
     task = base["task"]
-    env = _env(config, task, render=False)
+    env = _env(config, task)
     demo_seeds = [config.collect.seed + i for i in range(config.collect.expert_demos_per_task)]
     _, episodes = play(config, task, ScriptedExpert(env), None, demo_seeds, "expert")
     champion_dir, champion_val, champion_test = work / f"seed-{seed}" / "round-0000", base["validation"], base["test"]

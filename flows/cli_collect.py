@@ -294,7 +294,7 @@ def run_evaluate(config: ApoConfig, *, model: str, tasks: list[str] | None, suit
 
     with StepProgress(f"evaluate ({split} seeds)", total, "episodes") as progress:
         results = evaluate(config, make_actor, tasks=tasks, suites=suites, episodes=episodes, with_human=with_human,
-                           split=split, render=policy is None or policy.needs_image, on_episode=on_episode)
+                           split=split, on_episode=on_episode)
     print(f"{'task':<18}{'suite':<16}{'success':>9}  {'95% CI':<15}{'length':>7}{'takeovers/ep':>14}{'human share':>13}")
     for r in results:
         low, high = r.interval

@@ -27,6 +27,12 @@ def test_defaults_load_and_describe_the_suite():
     assert config.perturbation("lighting").seed == 3
 
 
+def test_the_camera_config_loads_a_camera_policy_with_chunks():
+    config = load_config(Path(__file__).resolve().parent.parent / "configs" / "camera.yaml")
+    assert config.policy.use_image and config.policy.state_inputs == "proprio+goal"
+    assert config.policy.vision_encoder == "conv" and config.policy.chunk_size == 4
+
+
 def test_overrides_merge_over_the_file(tmp_path):
     config = load_config(DEFAULTS_FILE, {"paths": {"workdir": str(tmp_path)}, "labels": {"k": 4}})
     assert config.paths.workdir == tmp_path and config.labels.k == 4
@@ -134,8 +140,12 @@ def test_config_show_names_where_each_value_came_from(tmp_path):
     ("train.lr", "expected KEY=VALUE"),
     ("train.lr=-1", "command line: train.lr"),
     ("train.learning_rate=0.1", "train.learning_rate: Extra inputs are not permitted"),
+    ("policy.chunk_size=300", "policy.chunk_size 300 does not fit an episode of env.max_steps 200"),
+    ("env.camera=wrist", "env.camera: Input should be 'corner', 'corner2'"),
+    ("policy.vision_encoder=siglip", "policy.patch_size 16 must divide env.image_size 84"),
 ])
 def test_a_bad_set_is_one_line(assignment, expected):
-    result = apo("--set", assignment, "config", "show")
+    image = ["--set", "policy.use_image=true", "--set", "env.image_size=84"] if "siglip" in assignment else []
+    result = apo(*image, "--set", assignment, "config", "show")
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 2 and len(lines) == 1 and expected in lines[0], result.stderr

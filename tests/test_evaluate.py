@@ -38,7 +38,7 @@ def test_validation_and_test_seeds_are_disjoint_and_every_outcome_is_kept(state_
     config, policy = state_only
     seen = []
     results = evaluate(config, lambda env: VlaActor(policy, env.instruction), tasks=["push"], split="test",
-                       render=False, on_episode=seen.append)
+                       on_episode=seen.append)
     row = results[0].to_dict()
     assert [o["seed"] for o in row["outcomes"]] == list(range(900_000_000, 900_000_006))
     assert row["successes"] == sum(o["success"] for o in row["outcomes"]) and len(seen) == 6
@@ -59,5 +59,5 @@ def test_a_prepared_worker_plays_its_round_on_the_worlds_it_built(state_only):
     built = {key: [id(env) for env in envs] for key, envs in pool._POOLS.items()}
     process_env("push", config.env)  # what a robot collects in
     for chunk in evaluation_chunks(config, tasks=["push"], suites=learner.round_suites(config)):
-        evaluate_chunk(config, lambda env: VlaActor(policy, env.instruction), chunk, render=False)
+        evaluate_chunk(config, lambda env: VlaActor(policy, env.instruction), chunk)
     assert {key: [id(env) for env in envs] for key, envs in pool._POOLS.items()} == built

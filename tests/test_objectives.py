@@ -83,7 +83,7 @@ def test_z0_is_detached():
 def test_gripper_token_left_out_for_undesirable_samples_only():
     token_logps = torch.tensor([[-1.0, -1.0, -1.0, -10.0], [-1.0, -1.0, -1.0, -10.0]])
     desirable = torch.tensor([True, False])
-    sums = action_logps(token_logps, desirable, 3)
+    sums = action_logps(token_logps, desirable, [3])
     assert sums.tolist() == [-13.0, -3.0]
     assert action_logps(token_logps, desirable, None).tolist() == [-13.0, -13.0]
 

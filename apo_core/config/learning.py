@@ -26,26 +26,25 @@ class PolicyConfig(Section):
     state_inputs: Literal["proprio", "proprio+goal", "proprio+objects"] = Field(
         "proprio+objects", description="the low-dim state it reads: the hand (proprio), + the goal, or + the "
         "object poses and the goal (what the simulated human's corrections depend on)")
-    use_image: bool = Field(False, description="true: a vision tower reads the 64 px image (the world then "
-                            "renders while the policy acts)")
-    patch_size: int = Field(16, ge=2, description="vision tower patch side, pixels (must divide env.image_size)")
-    vision_hidden_size: int = Field(64, ge=8, description="vision tower width")
-    vision_layers: int = Field(2, ge=1, description="vision tower layers")
+    use_image: bool = Field(False, description="true: an image encoder reads the camera (the world then renders "
+                            "whenever the policy decides)")
+    vision_encoder: Literal["conv", "siglip"] = Field(
+        "conv", description="apo-vla's image encoder. conv: a small conv stack whose spatial-softmax keypoints are the "
+        "image tokens (robomimic's VisualCore; resolves a 2-pixel object); siglip: a SigLIP tower, one token per "
+        "patch (paligemma-fast always has its SigLIP tower)")
+    conv_channels: int = Field(32, ge=4, description="conv encoder: channels of its four 3×3 layers")
+    keypoints: int = Field(16, ge=1, description="conv encoder: spatial-softmax keypoints, one image token each")
+    patch_size: int = Field(16, ge=2, description="siglip: patch side, pixels (must divide env.image_size)")
+    vision_hidden_size: int = Field(64, ge=8, description="image encoder width")
+    vision_layers: int = Field(2, ge=1, description="siglip: transformer layers")
     hidden_size: int = Field(128, ge=16, description="decoder width")
     decoder_layers: int = Field(2, ge=1, description="decoder layers")
-    chunk_size: int = Field(1, ge=1, description="H: actions predicted per decision (paligemma-fast; apo-vla "
-                            "predicts one)")
+    chunk_size: int = Field(1, ge=1, description="H: actions predicted per decision and executed open-loop (the "
+                            "world renders and the policy decodes every H steps; a takeover drops the rest)")
     fast_scale: float = Field(10.0, gt=0, description="paligemma-fast: DCT coefficients are rounded after scaling "
                               "by this (larger: finer, more tokens)")
     fast_vocab_size: int = Field(256, ge=16, description="paligemma-fast: FAST tokens (BPE vocabulary) fitted on "
                                  "the demonstrations")
-
-    @model_validator(mode="after")
-    def _one_action_for_the_tiny_vla(self) -> PolicyConfig:
-        if self.kind == "apo-vla" and self.chunk_size != 1:
-            raise ValueError(f"policy.chunk_size: the apo-vla policy predicts one action per decision, got "
-                             f"{self.chunk_size} (paligemma-fast predicts chunks)")
-        return self
 
 
 class KTOConfig(Section):
@@ -133,6 +132,10 @@ class TrainConfig(Section):
     bc_lr: float = Field(3e-4, gt=0, le=1, description="behaviour-cloning learning rate (Adam)")
     aux_weight: float = Field(1.0, ge=0, description="weight of the auxiliary continuous-action regression "
                               "(it grounds the encoder)")
+    aux_object_weight: float = Field(0.0, ge=0, description="weight of the image's auxiliary regression of the "
+                                     "object poses during behaviour cloning (a training-only target the simulator "
+                                     "records; the policy never reads the poses). 0: off, as for recordings without "
+                                     "them")
     augment_shift: int = Field(4, ge=0, description="random-shift image augmentation, pixels (image policies)")
     epochs: float = Field(10, gt=0, le=1000, description="the update's budget: passes over the human-correction steps "
                           "(the authors' unit; they run 50)")

@@ -38,9 +38,17 @@ class ApoConfig(Section):
 
     @model_validator(mode="after")
     def _patches_tile_the_image(self) -> ApoConfig:
-        if self.policy.use_image and self.env.image_size % self.policy.patch_size:
+        siglip = self.policy.use_image and (self.policy.kind == "paligemma-fast" or self.policy.vision_encoder == "siglip")
+        if siglip and self.env.image_size % self.policy.patch_size:
             raise ValueError(f"policy.patch_size {self.policy.patch_size} must divide env.image_size "
-                             f"{self.env.image_size}")
+                             f"{self.env.image_size} (the SigLIP tower tiles the image in patches)")
+        return self
+
+    @model_validator(mode="after")
+    def _chunk_fits_an_episode(self) -> ApoConfig:
+        if self.policy.chunk_size > self.env.max_steps:
+            raise ValueError(f"policy.chunk_size {self.policy.chunk_size} does not fit an episode of env.max_steps "
+                             f"{self.env.max_steps} steps")
         return self
 
     @model_validator(mode="after")

@@ -26,7 +26,8 @@ class EnvConfig(Section):
         description="MetaWorld tasks: an easier one first, then three harder ones (the scripted experts solve "
                     ">= 85% of each); the loop runs on the first `loop_tasks`")
     image_size: int = Field(64, ge=16, le=512, description="side of the square RGB image, pixels")
-    camera: str = Field("corner2", description="a fixed MetaWorld camera")
+    camera: Literal["corner", "corner2", "corner3", "corner4", "topview", "behindGripper", "gripperPOV"] = Field(
+        "corner2", description="a MetaWorld camera (behindGripper and gripperPOV move with the hand)")
     camera_fovy: float | None = Field(45.0, gt=5, lt=120, description="vertical field of view, degrees, narrowed "
                                       "so small objects are visible at 64 px (null: the camera's own)")
     max_steps: int = Field(200, ge=1, le=500, description="episode cap, steps (MetaWorld allows 500)")

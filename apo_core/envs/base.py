@@ -37,7 +37,9 @@ class StepOutcome:
 class RobotEnv(Protocol):
     """A seeded, rendered manipulation task.
 
-    ``action_dim`` is D; ``gripper_dim`` names which action dim drives the gripper.
+    ``action_dim`` is D; ``gripper_dim`` names which action dim drives the gripper. Built
+    without rendering, its observations carry an empty image and ``render_image`` gives the
+    current view on demand (a chunked policy looks only when it decides).
     """
 
     task: str
@@ -49,6 +51,8 @@ class RobotEnv(Protocol):
     def reset(self, seed: int) -> Observation: ...
 
     def step(self, action: np.ndarray) -> StepOutcome: ...
+
+    def render_image(self) -> np.ndarray: ...
 
     def object_height(self) -> float: ...
 

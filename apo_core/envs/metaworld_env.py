@@ -96,10 +96,7 @@ class MetaWorldEnv:
         self.render = render
         size = config.image_size
         env = envs[env_name](render_mode="rgb_array", camera_name=None, width=size, height=size)
-        cameras = [env.model.camera(i).name for i in range(env.model.ncam)]
-        if config.camera not in cameras:
-            env.close()
-            raise ConfigError(f"env.camera: unknown camera {config.camera!r}; expected one of {cameras}")
+        cameras = [env.model.camera(i).name for i in range(env.model.ncam)]  # env.camera names one of them
         # Fresh object/goal layout per seeded episode with the goal visible in the observation.
         env._partially_observable = False
         env._freeze_rand_vec = False
@@ -124,13 +121,16 @@ class MetaWorldEnv:
         self._closed = False
         _OPEN_ENVS.add(self)
 
+    def render_image(self) -> np.ndarray:
+        """The camera's view of the current state: [S, S, 3] uint8, rows top to bottom."""
+        frame = self._env.render()
+        _close_open_envs_at_exit()
+        return np.ascontiguousarray(frame[::-1])  # fixed cameras render bottom-up
+
     def _observe(self, native: np.ndarray) -> Observation:
-        if self.render:
-            frame = self._env.render()
-            _close_open_envs_at_exit()
-            image = np.ascontiguousarray(frame[::-1])  # fixed cameras render bottom-up
-        else:  # nobody looks at the image (a state-only policy acting alone): ~20x cheaper steps
-            image = _NO_IMAGE
+        # Without rendering (nobody looks at every step's image) steps are ~20x cheaper; a
+        # policy then asks for the image only when it decides (render_image).
+        image = self.render_image() if self.render else _NO_IMAGE
         native = np.asarray(native, dtype=np.float64)
         return Observation(
             image=image,

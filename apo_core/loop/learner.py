@@ -136,14 +136,13 @@ def prepare_worker(config: ApoConfig, tasks: list[str]) -> None:
     for task in tasks:
         process_env(task, config.env)
     for chunk in evaluation_chunks(config, tasks=tasks, suites=round_suites(config)):
-        chunk_envs(config, chunk, render=config.policy.use_image)
+        chunk_envs(config, chunk)
 
 
 def evaluate_chunk(config: ApoConfig, model_dir: Path, chunk: EvalChunk) -> EvalResult:
     """One chunk of a round's evaluation (policy alone), on this process's envs and policy copy."""
     policy = cached_policy(model_dir)
-    return evaluate_chunk_with(config, lambda env: VlaActor(policy, env.instruction), chunk,
-                               render=policy.needs_image)
+    return evaluate_chunk_with(config, lambda env: VlaActor(policy, env.instruction), chunk)
 
 
 def saved_evaluation(config: ApoConfig, round_number: int) -> dict | None:

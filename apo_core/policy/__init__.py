@@ -9,9 +9,10 @@
 
 from apo_core.policy.cache import cached_policy
 from apo_core.policy.configuration_apo_vla import ApoVlaConfig
+from apo_core.policy.inputs import instruction_vocab
 from apo_core.policy.interface import ActionScores, ActionTokens, Policy, observations_of
 from apo_core.policy.kinds import POLICY_KINDS, initial_policy, load_policy
-from apo_core.policy.modeling_apo_vla import DECODER_LORA_TARGETS, ApoVlaPolicy, instruction_vocab
+from apo_core.policy.modeling_apo_vla import DECODER_LORA_TARGETS, ApoVlaPolicy
 
 __all__ = ["DECODER_LORA_TARGETS", "POLICY_KINDS", "ActionScores", "ActionTokens", "ApoVlaConfig", "ApoVlaPolicy",
            "Policy", "cached_policy", "initial_policy", "instruction_vocab", "load_policy", "observations_of"]

@@ -1,6 +1,14 @@
-"""A policy deployed as an :class:`apo_core.actors.Actor`: observation in, native action out."""
+"""A policy deployed as an :class:`apo_core.actors.Actor`: observation in, native action out.
+
+A policy that predicts chunks of H actions executes them open-loop (ACT, π0-FAST): it
+decides (looks at the image and decodes) once every H steps and replays the chunk in
+between. The human still acts per step: when they take over, the rest of the chunk is
+dropped (:meth:`VlaActor.drop_plan`), and the policy decides afresh when it acts again.
+"""
 
 from __future__ import annotations
+
+from collections import deque
 
 import numpy as np
 import torch
@@ -15,24 +23,37 @@ class VlaActor:
         self.name = name
         self.instruction = instruction
         self.needs_image = policy.needs_image
+        self.chunk_size = policy.chunk_size
+        self._plan: deque[np.ndarray] = deque()
 
     def reset(self, seed: int) -> None:
-        """Greedy decoding is deterministic and the policy is stateless between steps."""
+        """A new episode: greedy decoding is deterministic; only the current chunk is state."""
+        self.drop_plan()
+
+    def drop_plan(self) -> None:
+        """Forget the rest of the current chunk (the human acted instead)."""
+        self._plan.clear()
+
+    @property
+    def needs_decision(self) -> bool:
+        """Whether the next :meth:`act` decodes a new chunk (and so needs the image)."""
+        return not self._plan
 
     @torch.no_grad()
-    def act_batch(self, observations: list[Observation]) -> np.ndarray:
-        """One batched greedy decode for several episodes played in lockstep: [B, D], the first
-        action of each predicted chunk (re-planned every step).
+    def plan_batch(self, observations: list[Observation]) -> np.ndarray:
+        """One batched greedy decode for several episodes: native action chunks [B, H, D].
 
-        A token sequence that does not decode gives no motion (zeros) for that step."""
+        A token sequence that does not decode gives no motion (zeros) for its chunk."""
         images = np.stack([o.image for o in observations]) if self.needs_image else None
         inputs = self.policy.observations(images, np.stack([o.state for o in observations]),
                                           np.stack([o.environment_state for o in observations]),
                                           [self.instruction] * len(observations))
         chunks, decoded = self.policy.decode_actions(self.policy.generate(inputs))
-        actions = chunks[:, 0]
-        actions[~decoded] = 0.0
-        return actions
+        chunks[~decoded] = 0.0
+        return chunks
 
     def act(self, observation: Observation) -> np.ndarray:
-        return self.act_batch([observation])[0]
+        """The next action of the current chunk, deciding a new chunk when it is spent."""
+        if not self._plan:
+            self._plan.extend(self.plan_batch([observation])[0])
+        return self._plan.popleft()

@@ -1,10 +1,10 @@
 """Configuration of the tiny VLA (LeRobot style: a dataclass next to the model).
 
 Sizes are chosen for a 2-core CPU: a Llama decoder (2 layers, width 128) emits one token
-per action dim, conditioned on the instruction and the low-dim state, and optionally on
-16 image tokens from a SigLIP tower (2 layers, width 64) over 64 px images in 16 px
-patches. The default (state only) has ~0.43M parameters (0.57M with the vision tower);
-its step and decoding costs are in benchmarks/README.md (`step_cost.py`).
+per action dim and step of a chunk of H actions, conditioned on the instruction and the
+low-dim state, and optionally on image tokens: K spatial-softmax keypoints of a small conv
+stack (``vision_encoder: conv``, conv_encoder.py) or the patches of a SigLIP tower
+(``siglip``). Step and decoding costs are in benchmarks/README.md (`step_cost.py`).
 """
 
 from __future__ import annotations
@@ -35,8 +35,18 @@ class ApoVlaConfig:
     # freshly initialised MLP barely resolves). None: fed raw.
     state_mean: list[float] | None = None
     state_std: list[float] | None = None
+    # Per-dim mean and std of the environment state (object poses + goal) over the
+    # demonstrations: standardised, it is the target of the image's auxiliary object head
+    # (train.aux_object_weight); the policy never reads it as an input unless state_inputs says so.
+    environment_state_mean: list[float] | None = None
+    environment_state_std: list[float] | None = None
     max_instruction_tokens: int = 8
-    # vision tower (SigLIP)
+    # image encoder: "conv" (conv stack + spatial-softmax keypoints, one token per keypoint)
+    # or "siglip" (a SigLIP tower, one token per patch). The dataclass defaults are those of
+    # a saved config that lacks the field; policy.* in the pipeline's config picks new ones.
+    vision_encoder: Literal["conv", "siglip"] = "siglip"
+    conv_channels: int = 32
+    keypoints: int = 16
     vision_hidden_size: int = 64
     vision_layers: int = 2
     vision_heads: int = 2
@@ -46,7 +56,8 @@ class ApoVlaConfig:
     decoder_layers: int = 2
     decoder_heads: int = 4
     decoder_intermediate_size: int = 256
-    # actions
+    # actions: a chunk of chunk_size steps, one token per dim and step (H × D tokens)
+    chunk_size: int = 1
     action_dim: int = 4
     gripper_dim: int = 3
     n_action_bins: int = 256
@@ -60,7 +71,13 @@ class ApoVlaConfig:
 
     @property
     def image_tokens(self) -> int:
-        return (self.image_size // self.patch_size) ** 2 if self.use_image else 0
+        if not self.use_image:
+            return 0
+        return self.keypoints if self.vision_encoder == "conv" else (self.image_size // self.patch_size) ** 2
+
+    @property
+    def action_tokens(self) -> int:
+        return self.chunk_size * self.action_dim
 
     def save(self, path: Path, kind: str) -> None:
         path.write_text(json.dumps({"kind": kind, **asdict(self)}, indent=2))

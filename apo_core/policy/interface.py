@@ -63,7 +63,8 @@ class ActionScores:
     [N, T]: the argmax token at each position (for the L1 weights, docs/apo.md §5);
     ``logprobs`` [N, T, V]: the full distributions, only when asked for (exact KL);
     ``aux_actions`` [N, D]: a regression head's normalised action, where the policy has
-    one; ``mismatched_logps`` [N, T]: the mismatched pair's token log-probs, scored without
+    one; ``aux_objects`` [N, E]: the image's regressed standardised environment state (a
+    training-only target, see ``object_targets``), where it has that head; ``mismatched_logps`` [N, T]: the mismatched pair's token log-probs, scored without
     a graph, when asked for.
     """
 
@@ -71,6 +72,7 @@ class ActionScores:
     greedy_ids: torch.Tensor
     logprobs: torch.Tensor | None = None
     aux_actions: torch.Tensor | None = None
+    aux_objects: torch.Tensor | None = None
     mismatched_logps: torch.Tensor | None = None
 
 
@@ -125,9 +127,9 @@ class Policy(nn.Module, ABC):
 
     @property
     @abstractmethod
-    def undesirable_skip(self) -> int | None:
-        """The token position left out of an undesirable sample's reward (the gripper's),
-        or None where no single token holds the gripper (docs/apo.md §5)."""
+    def undesirable_skip(self) -> list[int] | None:
+        """The token positions left out of an undesirable sample's reward (the gripper's),
+        or None where no token holds the gripper alone (docs/apo.md §5)."""
 
     @property
     def chunk_size(self) -> int:

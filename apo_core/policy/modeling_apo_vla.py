@@ -1,15 +1,16 @@
 """A tiny autoregressive vision-language-action model built from transformers classes.
 
-    image (64 px) ──SigLIP──► 16 patch tokens ─┐
-    state (proprio [+ goal]) ──MLP──► 1 token ─┼─► Llama decoder ─► a_1 … a_D  (action tokens)
-    instruction ──word-level tokenizer──► ≤8 ─┤      (greedy, KV cache)
-    [BOA] ─────────────────────────────────────┘
+    image ──conv + spatial softmax──► K keypoint tokens ─┐   (or SigLIP: one token per patch)
+    state (proprio [+ goal]) ──MLP──► 1 token ──────────┼─► Llama decoder ─► a_1 … a_{H·D}
+    instruction ──word-level tokenizer──► ≤8 ───────────┤     (greedy, KV cache)
+    [BOA] ───────────────────────────────────────────────┘
 
-Each action dim is one token among ``n_action_bins`` reserved ids (docs/apo.md §4); the
-decoder's distribution over an action token is taken over those ids only. An auxiliary
-regression head reads the pooled image and state features and predicts the normalised
-action: it gives the vision tower a direct signal during behaviour cloning (trained end to
-end through tokens alone, a tiny VLA did not ground on the image).
+Each action dim of each of the chunk's H steps is one token among ``n_action_bins``
+reserved ids (docs/apo.md §4), step by step: a_1 … a_D are the next action's, then the
+following step's. The decoder's distribution over an action token is taken over those ids
+only. An auxiliary regression head reads the pooled image and state features and predicts
+the next normalised action: it gives the image encoder a direct signal during behaviour
+cloning (trained end to end through tokens alone, a tiny VLA did not ground on the image).
 
 Everything is random-initialised from configs (no hub) and saved as safetensors + JSON.
 """
@@ -22,22 +23,21 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import (
     LlamaConfig,
     LlamaForCausalLM,
-    PreTrainedTokenizerFast,
     SiglipVisionConfig,
     SiglipVisionModel,
 )
 
 from apo_core.action_tokenizer import ActionTokenizer
 from apo_core.policy.configuration_apo_vla import ApoVlaConfig
+from apo_core.policy.conv_encoder import ConvKeypointEncoder
+from apo_core.policy.inputs import build_instruction_tokenizer, instruction_vocab, random_shift, state_input
 from apo_core.policy.interface import CONFIG_FILE, ActionScores, ActionTokens, Policy, to_device
 
-SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[BOA]"]
 WEIGHTS_FILE = "model.safetensors"
 ACTION_STATS_FILE = "action_stats.json"
 
@@ -46,37 +46,11 @@ DECODER_LORA_TARGETS = r".*decoder\.model\.layers\.\d+\.(self_attn\.(q|k|v|o)_pr
 VISION_LORA_TARGETS = r".*vision\.vision_model\.encoder\.layers\.\d+\.(self_attn\.(q|k|v|out)_proj|mlp\.fc[12])"
 
 
-def state_input(state_inputs: str, proprio: torch.Tensor, environment_state: torch.Tensor) -> torch.Tensor:
-    """The low-dim policy input: proprio [+ goal position | + every object pose and the goal]."""
-    if state_inputs == "proprio":
-        return proprio
-    if state_inputs == "proprio+goal":
-        return torch.cat([proprio, environment_state[:, -3:]], dim=-1)
-    return torch.cat([proprio, environment_state], dim=-1)
-
-
-def instruction_vocab(instructions: list[str]) -> list[str]:
-    words = sorted({word for text in instructions for word in text.lower().split()})
-    return SPECIAL_TOKENS + words
-
-
-def build_instruction_tokenizer(vocab: list[str]) -> PreTrainedTokenizerFast:
-    """A word-level tokenizer over ``vocab`` (no download): ~5 tokens per instruction."""
-    from tokenizers import Tokenizer
-    from tokenizers.models import WordLevel
-    from tokenizers.normalizers import Lowercase
-    from tokenizers.pre_tokenizers import Whitespace
-
-    core = Tokenizer(WordLevel({word: i for i, word in enumerate(vocab)}, unk_token="[UNK]"))
-    core.normalizer = Lowercase()
-    core.pre_tokenizer = Whitespace()
-    return PreTrainedTokenizerFast(tokenizer_object=core, pad_token="[PAD]", unk_token="[UNK]")
-
-
 @dataclass
 class PolicyOutput:
-    action_logprobs: torch.Tensor  # [B, K, D, n_bins]: log π(bin | o, y_<t) for each candidate
-    aux_actions: torch.Tensor  # [B, D]: regressed normalised action
+    action_logprobs: torch.Tensor  # [B, K, T, n_bins]: log π(bin | o, y_<t) for each candidate (T = H·D)
+    aux_actions: torch.Tensor  # [B, D]: the regressed next normalised action
+    aux_objects: torch.Tensor | None  # [B, E]: the image's regressed standardised environment state
 
 
 @dataclass
@@ -92,20 +66,22 @@ class ApoVlaObservations:
         return len(self.state)
 
 
-def random_shift(pixels: torch.Tensor | None, pad: int, generator: torch.Generator) -> torch.Tensor | None:
-    """DrQ-style augmentation: replicate-pad by ``pad`` and crop back at a random offset."""
-    if pad == 0 or pixels is None:
-        return pixels
-    batch, _, height, width = pixels.shape
-    padded = F.pad(pixels, (pad, pad, pad, pad), mode="replicate")
-    offsets = torch.randint(0, 2 * pad + 1, (batch, 2), generator=generator)
-    return torch.stack(
-        [padded[i, :, y : y + height, x : x + width] for i, (y, x) in enumerate(offsets.tolist())]
-    )
+def image_encoder(config: ApoVlaConfig) -> nn.Module | None:
+    """The vision tower the config names (None without an image)."""
+    if not config.use_image:
+        return None
+    if config.vision_encoder == "conv":
+        return ConvKeypointEncoder(config.image_size, config.conv_channels, config.keypoints,
+                                   config.vision_hidden_size)
+    return SiglipVisionModel(SiglipVisionConfig(
+        hidden_size=config.vision_hidden_size, intermediate_size=config.vision_intermediate_size,
+        num_hidden_layers=config.vision_layers, num_attention_heads=config.vision_heads,
+        image_size=config.image_size, patch_size=config.patch_size, vision_use_head=False))
 
 
 class ApoVlaPolicy(Policy):
-    """The tiny VLA: one token per action dim, OpenVLA-style bins (``policy.kind: apo-vla``)."""
+    """The tiny VLA: one token per action dim and chunk step, OpenVLA-style bins
+    (``policy.kind: apo-vla``)."""
 
     kind = "apo-vla"
     lora_targets = DECODER_LORA_TARGETS
@@ -123,17 +99,7 @@ class ApoVlaPolicy(Policy):
         self.action_token_offset = len(config.instruction_vocab)
         self.boa_id = config.instruction_vocab.index("[BOA]")
         self.pad_id = config.instruction_vocab.index("[PAD]")
-        self.vision = SiglipVisionModel(
-            SiglipVisionConfig(
-                hidden_size=config.vision_hidden_size,
-                intermediate_size=config.vision_intermediate_size,
-                num_hidden_layers=config.vision_layers,
-                num_attention_heads=config.vision_heads,
-                image_size=config.image_size,
-                patch_size=config.patch_size,
-                vision_use_head=False,
-            )
-        ) if config.use_image else None
+        self.vision = image_encoder(config)
         prefix_length = config.image_tokens + 1 + config.max_instruction_tokens + 1
         self.decoder = LlamaForCausalLM(
             LlamaConfig(
@@ -143,7 +109,7 @@ class ApoVlaPolicy(Policy):
                 num_hidden_layers=config.decoder_layers,
                 num_attention_heads=config.decoder_heads,
                 num_key_value_heads=config.decoder_heads,
-                max_position_embeddings=prefix_length + config.action_dim,
+                max_position_embeddings=prefix_length + config.action_tokens,
                 tie_word_embeddings=False,
             )
         )
@@ -155,12 +121,18 @@ class ApoVlaPolicy(Policy):
             nn.Linear((2 if config.use_image else 1) * config.hidden_size, config.hidden_size), nn.GELU(),
             nn.Linear(config.hidden_size, config.action_dim),
         )
+        # Reads the image's pooled feature alone: a training-only target that makes the encoder find the objects.
+        self.object_head = nn.Linear(config.hidden_size, config.environment_state_dim) if config.use_image else None
         self._instruction_cache: dict[str, list[int]] = {}
         # Not in the state dict: the statistics live in the config (saved as config.json).
         mean = torch.tensor(config.state_mean if config.state_mean is not None else [0.0] * config.state_dim)
         std = torch.tensor(config.state_std if config.state_std is not None else [1.0] * config.state_dim)
         self.register_buffer("state_mean", mean.float(), persistent=False)
         self.register_buffer("state_std", std.float(), persistent=False)
+        dims = config.environment_state_dim
+        for name, values, default in (("environment_state_mean", config.environment_state_mean, 0.0),
+                                      ("environment_state_std", config.environment_state_std, 1.0)):
+            self.register_buffer(name, torch.tensor(values or [default] * dims).float(), persistent=False)
         centers = torch.from_numpy(action_tokenizer.centers.astype(np.float32))
         self.register_buffer("bin_centers", centers, persistent=False)
 
@@ -169,8 +141,8 @@ class ApoVlaPolicy(Policy):
               seed: int) -> ApoVlaPolicy:
         """Random-initialised from the config; the action bins' and the state's statistics
         from the demonstrations (expert steps)."""
-        state = state_input(policy_config.state_inputs, torch.from_numpy(demonstrations.proprio),
-                            torch.from_numpy(demonstrations.environment_state))
+        environment = torch.from_numpy(demonstrations.environment_state)
+        state = state_input(policy_config.state_inputs, torch.from_numpy(demonstrations.proprio), environment)
         torch.manual_seed(seed)
         config = ApoVlaConfig(
             image_size=image_size,
@@ -179,17 +151,23 @@ class ApoVlaPolicy(Policy):
             environment_state_dim=demonstrations.environment_state.shape[1],
             state_inputs=policy_config.state_inputs,
             use_image=policy_config.use_image,
+            vision_encoder=policy_config.vision_encoder,
+            conv_channels=policy_config.conv_channels,
+            keypoints=policy_config.keypoints,
             vision_hidden_size=policy_config.vision_hidden_size,
             vision_intermediate_size=2 * policy_config.vision_hidden_size,
             vision_layers=policy_config.vision_layers,
             hidden_size=policy_config.hidden_size,
             decoder_intermediate_size=2 * policy_config.hidden_size,
             decoder_layers=policy_config.decoder_layers,
+            chunk_size=policy_config.chunk_size,
             action_dim=action_dim,
             gripper_dim=gripper_dim,
             instruction_vocab=instruction_vocab(sorted(set(demonstrations.instructions))),
             state_mean=state.mean(dim=0).tolist(),
             state_std=state.std(dim=0).clamp_min(1e-3).tolist(),  # a constant dim (a fixed goal) stays finite
+            environment_state_mean=environment.mean(dim=0).tolist(),
+            environment_state_std=environment.std(dim=0).clamp_min(1e-3).tolist(),
         )
         return cls(config, ActionTokenizer.fit(demonstrations.actions))
 
@@ -210,6 +188,11 @@ class ApoVlaPolicy(Policy):
         state = state_input(self.config.state_inputs, proprio, environment_state)
         return (state - self.state_mean) / self.state_std
 
+    def object_targets(self, environment_state: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+        """The object head's target: the recorded environment state, standardised."""
+        target = to_device(torch.from_numpy(environment_state), device)
+        return (target - self.environment_state_mean) / self.environment_state_std
+
     @staticmethod
     def pixels(images: torch.Tensor) -> torch.Tensor:
         """uint8 [B, H, W, 3] -> float [B, 3, H, W] in [-1, 1]."""
@@ -225,10 +208,17 @@ class ApoVlaPolicy(Policy):
         boa = embed(torch.full((len(state), 1), self.boa_id, dtype=torch.long, device=state.device))
         if self.vision is None:
             return torch.cat([state_token, embed(instruction_ids), boa], dim=1), state_token.squeeze(1)
+        image_tokens, image_pooled = self.image_features(pixels)
+        embeds = torch.cat([image_tokens, state_token, embed(instruction_ids), boa], dim=1)
+        return embeds, torch.cat([image_pooled, state_token.squeeze(1)], dim=-1)
+
+    def image_features(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The image's tokens [B, T, hidden] and pooled feature [B, hidden] (SigLIP: the mean patch)."""
+        if self.config.vision_encoder == "conv":
+            tokens, pooled = self.vision(pixels)
+            return self.image_projector(tokens), self.image_projector(pooled)
         patches = self.image_projector(self.vision(pixel_values=pixels).last_hidden_state)
-        embeds = torch.cat([patches, state_token, embed(instruction_ids), boa], dim=1)
-        pooled = torch.cat([patches.mean(dim=1), state_token.squeeze(1)], dim=-1)
-        return embeds, pooled
+        return patches, patches.mean(dim=1)
 
     def _action_logprobs(self, logits: torch.Tensor) -> torch.Tensor:
         start = self.action_token_offset
@@ -240,7 +230,7 @@ class ApoVlaPolicy(Policy):
     ) -> PolicyOutput:
         """Teacher-forced log-probs for K candidate action sequences per observation.
 
-        ``action_bins``: [B, D] or [B, K, D] bin indices. The prefix is encoded once and
+        ``action_bins``: [B, T] or [B, K, T] bin indices. The prefix is encoded once and
         shared by the K candidates (e.g. DPO's chosen and rejected actions).
         """
         if action_bins.dim() == 2:
@@ -249,22 +239,21 @@ class ApoVlaPolicy(Policy):
         embeds, pooled = self.prefix(pixels, state, instruction_ids)
         logprobs, _ = self._teacher_forced(embeds.repeat_interleave(candidates, dim=0),
                                            action_bins.reshape(batch * candidates, dims))
-        return PolicyOutput(action_logprobs=logprobs.reshape(batch, candidates, dims, -1),
-                            aux_actions=self.aux_head(pooled))
+        return self._output(logprobs.reshape(batch, candidates, dims, -1), pooled)
 
     def forward_with_mismatched(
         self, pixels: torch.Tensor, state: torch.Tensor, instruction_ids: torch.Tensor, action_bins: torch.Tensor,
         mismatched_bins: torch.Tensor,
     ) -> tuple[PolicyOutput, torch.Tensor]:
-        """The sample's own action [B, D] with a graph, and, without one, the token log-probs
-        of a mismatched action [B, D] on the same observation (z0's pair, docs/apo.md §5).
+        """The sample's own action tokens [B, T] with a graph, and, without one, the token
+        log-probs of a mismatched action's [B, T] on the same observation (z0's pair, docs/apo.md §5).
 
         The mismatched action reuses the own pass's keys and values of the prefix (the cache
-        cut back to it), so it costs D - 1 tokens instead of the prefix + D - 1; its first
+        cut back to it), so it costs T - 1 tokens instead of the prefix + T - 1; its first
         token's distribution depends on the prefix alone, so it is the own pass's.
         """
         if mismatched_bins.shape != action_bins.shape or action_bins.dim() != 2:
-            raise ValueError(f"forward_with_mismatched: expected own and mismatched bins of one shape [B, D], got "
+            raise ValueError(f"forward_with_mismatched: expected own and mismatched bins of one shape [B, T], got "
                              f"{list(action_bins.shape)} and {list(mismatched_bins.shape)}")
         dims = action_bins.shape[-1]
         embeds, pooled = self.prefix(pixels, state, instruction_ids)
@@ -277,12 +266,16 @@ class ApoVlaPolicy(Policy):
                 logits = self.decoder(inputs_embeds=later, past_key_values=cache, use_cache=True).logits
                 mismatched = torch.cat([mismatched, self._action_logprobs(logits)], dim=1)
             mismatched_logps = mismatched.gather(-1, mismatched_bins.unsqueeze(-1)).squeeze(-1)
-        output = PolicyOutput(action_logprobs=logprobs.unsqueeze(1), aux_actions=self.aux_head(pooled))
-        return output, mismatched_logps
+        return self._output(logprobs.unsqueeze(1), pooled), mismatched_logps
+
+    def _output(self, action_logprobs: torch.Tensor, pooled: torch.Tensor) -> PolicyOutput:
+        """The token log-probs with the auxiliary heads' outputs (the image's feature leads ``pooled``)."""
+        objects = None if self.object_head is None else self.object_head(pooled[:, : self.config.hidden_size])
+        return PolicyOutput(action_logprobs, aux_actions=self.aux_head(pooled), aux_objects=objects)
 
     def _teacher_forced(self, embeds: torch.Tensor, action_bins: torch.Tensor, use_cache: bool = False):
-        """log π over the bins at the D positions that predict a_1..a_D: [N, D, n_bins],
-        and the decoder's cache when ``use_cache``. Logits are computed for those D only."""
+        """log π over the bins at the T positions that predict a_1..a_T: [N, T, n_bins],
+        and the decoder's cache when ``use_cache``. Logits are computed for those T only."""
         dims = action_bins.shape[-1]
         previous = self.decoder.get_input_embeddings()(action_bins[:, :-1] + self.action_token_offset)
         out = self.decoder(inputs_embeds=torch.cat([embeds, previous], dim=1), use_cache=use_cache,
@@ -291,14 +284,14 @@ class ApoVlaPolicy(Policy):
 
     @torch.no_grad()
     def greedy_bins(self, pixels: torch.Tensor, state: torch.Tensor, instruction_ids: torch.Tensor) -> torch.Tensor:
-        """Greedy decoding of the D action tokens with a KV cache: bins [B, D]."""
+        """Greedy decoding of the H·D action tokens with a KV cache: bins [B, H·D]."""
         embeds, _ = self.prefix(pixels, state, instruction_ids)
         out = self.decoder(inputs_embeds=embeds, use_cache=True, logits_to_keep=1)
         bins = []
-        for dim in range(self.config.action_dim):
+        for position in range(self.config.action_tokens):
             next_bin = self._action_logprobs(out.logits[:, -1]).argmax(dim=-1)
             bins.append(next_bin)
-            if dim + 1 < self.config.action_dim:
+            if position + 1 < self.config.action_tokens:
                 token = self.decoder.get_input_embeddings()((next_bin + self.action_token_offset).unsqueeze(1))
                 out = self.decoder(inputs_embeds=token, past_key_values=out.past_key_values, use_cache=True)
         return torch.stack(bins, dim=1)
@@ -309,26 +302,39 @@ class ApoVlaPolicy(Policy):
         return self.action_tokenizer
 
     @property
-    def undesirable_skip(self) -> int | None:
-        return self.config.gripper_dim
+    def undesirable_skip(self) -> list[int]:
+        """The gripper's token in each step of the chunk."""
+        dims = self.config.action_dim
+        return [step * dims + self.config.gripper_dim for step in range(self.config.chunk_size)]
+
+    @property
+    def chunk_size(self) -> int:
+        return self.config.chunk_size
 
     @property
     def needs_image(self) -> bool:
         return self.config.use_image
 
     def encode_actions(self, actions: np.ndarray) -> ActionTokens:
-        """One action per decision: chunks [N, 1, D] -> one bin per dim [N, D]."""
-        return ActionTokens(torch.from_numpy(self.action_tokenizer.encode(actions[:, 0])))
+        """Chunks [N, H, D] -> one bin per dim and step [N, H·D], step by step."""
+        rows, horizon, dims = actions.shape
+        if horizon != self.config.chunk_size:
+            raise ValueError(f"encode_actions: chunks of {horizon} steps for a policy of chunk_size "
+                             f"{self.config.chunk_size}")
+        bins = self.action_tokenizer.encode(actions.reshape(rows * horizon, dims))
+        return ActionTokens(torch.from_numpy(bins.reshape(rows, horizon * dims)))
 
     def decode_normalized(self, tokens: ActionTokens) -> tuple[torch.Tensor, torch.Tensor]:
         """Every id decodes: the last id has no bin of its own and maps to the last centre."""
         centers = self.bin_centers.to(tokens.ids.device)
         decoded = torch.ones(len(tokens), dtype=torch.bool, device=tokens.ids.device)
-        return centers[tokens.ids.clamp_max(len(centers) - 1)].unsqueeze(1), decoded
+        normalized = centers[tokens.ids.clamp_max(len(centers) - 1)]
+        return normalized.reshape(len(tokens), self.config.chunk_size, self.config.action_dim), decoded
 
     def decode_actions(self, tokens: ActionTokens) -> tuple[np.ndarray, np.ndarray]:
-        actions = self.action_tokenizer.decode(tokens.ids.cpu().numpy()).astype(np.float32)
-        return actions[:, None], np.ones(len(tokens), dtype=bool)
+        ids = tokens.ids.cpu().numpy().reshape(-1, self.config.action_dim)
+        actions = self.action_tokenizer.decode(ids).astype(np.float32)
+        return actions.reshape(len(tokens), self.config.chunk_size, -1), np.ones(len(tokens), dtype=bool)
 
     def observations(self, images: np.ndarray | None, proprio: np.ndarray, environment_state: np.ndarray,
                      instructions: list[str], device: torch.device | str = "cpu") -> ApoVlaObservations:
@@ -351,7 +357,8 @@ class ApoVlaPolicy(Policy):
         logprobs = output.action_logprobs[:, 0]
         return ActionScores(token_logps=logprobs.gather(-1, tokens.ids.unsqueeze(-1)).squeeze(-1),
                             greedy_ids=logprobs.detach().argmax(dim=-1), logprobs=logprobs if full else None,
-                            aux_actions=output.aux_actions, mismatched_logps=mismatched_logps)
+                            aux_actions=output.aux_actions, aux_objects=output.aux_objects,
+                            mismatched_logps=mismatched_logps)
 
     def score_candidates(self, observations: ApoVlaObservations, tokens: ActionTokens,
                          full: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:

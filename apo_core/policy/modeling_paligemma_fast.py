@@ -25,15 +25,9 @@ from transformers import PaliGemmaConfig, PaliGemmaForConditionalGeneration
 from apo_core.action_tokenizer import ActionTokenizer
 from apo_core.fast_tokenizer import FastTokenizer
 from apo_core.policy.configuration_paligemma_fast import SPECIALS, PaliGemmaFastConfig
+from apo_core.policy.inputs import build_instruction_tokenizer, instruction_vocab, random_shift, state_input
 from apo_core.policy.interface import CONFIG_FILE, ActionScores, ActionTokens, Policy, to_device
-from apo_core.policy.modeling_apo_vla import (
-    ACTION_STATS_FILE,
-    WEIGHTS_FILE,
-    build_instruction_tokenizer,
-    instruction_vocab,
-    random_shift,
-    state_input,
-)
+from apo_core.policy.modeling_apo_vla import ACTION_STATS_FILE, WEIGHTS_FILE
 
 FAST_FILE = "fast_tokenizer.json"
 # LoRA on every linear layer of the language model (the authors' "all linear").
@@ -118,7 +112,7 @@ class PaliGemmaFastPolicy(Policy):
         return self.normalizer
 
     @property
-    def undesirable_skip(self) -> int | None:
+    def undesirable_skip(self) -> list[int] | None:
         return None
 
     @property

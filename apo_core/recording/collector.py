@@ -43,6 +43,8 @@ def play_episode(env: RobotEnv, actor: Actor, overseer: Overseer | None, seed: i
             action, acted_by, recorded_proposal = human_action, ActedBy.HUMAN, proposal
         else:
             action, acted_by, recorded_proposal = proposal, ActedBy.POLICY, proposal
+        if acted_by == ActedBy.HUMAN and hasattr(actor, "drop_plan"):
+            actor.drop_plan()  # a takeover mid-chunk drops the rest of the policy's chunk
         outcome = env.step(action)
         if overseer is not None:
             overseer.observe(outcome)

@@ -2,7 +2,9 @@
 
 Loss: NLL of the expert's action tokens + ``aux_weight`` · MSE of the regressed
 (normalised) action, where the policy has a regression head (it gives a vision tower a
-direct signal). Images are randomly shifted (``train.augment_shift``).
+direct signal), + ``aux_object_weight`` · MSE of the object poses regressed from the image
+alone, where the policy has that head (the simulator records the poses; the policy never
+reads them). Images are randomly shifted (``train.augment_shift``).
 """
 
 from __future__ import annotations
@@ -58,7 +60,12 @@ class BCTrainer(Trainer):
 
     def loss(self, batch: BCBatch, outputs: ActionScores):
         nll, _ = nll_loss(outputs.token_logps, self.tokens[batch.index].mask)
-        if outputs.aux_actions is None:
-            return nll, {"nll": nll.detach()}
-        aux = F.mse_loss(outputs.aux_actions, self.normalized[batch.index].to(self.device))
-        return nll + self.config.aux_weight * aux, {"nll": nll.detach(), "aux_mse": aux.detach()}
+        loss, metrics = nll, {"nll": nll.detach()}
+        if outputs.aux_actions is not None:
+            aux = F.mse_loss(outputs.aux_actions, self.normalized[batch.index].to(self.device))
+            loss, metrics["aux_mse"] = loss + self.config.aux_weight * aux, aux.detach()
+        if outputs.aux_objects is not None and self.config.aux_object_weight > 0:
+            target = self.policy.object_targets(self.steps.environment_state[batch.index], self.device)
+            objects = F.mse_loss(outputs.aux_objects, target)
+            loss, metrics["object_mse"] = loss + self.config.aux_object_weight * objects, objects.detach()
+        return loss, metrics

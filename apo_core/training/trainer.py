@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 from abc import ABC, abstractmethod
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -16,7 +17,7 @@ from torch import nn
 
 from apo_core.config import TrainConfig
 from apo_core.data.steps import Steps, action_chunks
-from apo_core.labels import Label
+from apo_core.labels import Label, chunk_labels
 from apo_core.policy import Policy
 from apo_core.training.run import Notice, ProgressCallback, optimise, resolve_device, run_identity
 
@@ -35,7 +36,9 @@ class Trainer(ABC):
     method: ClassVar[str]
 
     def __init__(self, policy: Policy, steps: Steps, config: TrainConfig):
-        self.policy, self.steps, self.config = policy, steps, config
+        """``steps``' labels become those of the chunks that start at them (per step for H = 1)."""
+        labels = chunk_labels(steps.labels, steps.episode_ids, policy.chunk_size)
+        self.policy, self.steps, self.config = policy, replace(steps, labels=labels), config
         self.device = resolve_device(config.device)
 
     @abstractmethod

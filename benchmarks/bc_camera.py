@@ -1,0 +1,109 @@
+"""The positive control of a camera policy: does behaviour cloning that must find the object
+in the pixels reach a useful base, and what does an action chunk cost and give?
+
+    .venv/bin/python benchmarks/bc_camera.py [--demos 5 20 50] [--image-sizes 64 84]
+        [--chunks 1] [--cameras corner2:45] [--episodes 100] [--jobs 2] [--name bc-camera]
+
+Every cell (camera × image size × demonstrations × chunk size H) behaviour-clones a fresh
+camera policy (``policy.use_image: true``, ``state_inputs: proprio+goal``: the image, the
+hand and the goal position, no object poses) on that many scripted push demonstrations,
+then plays it alone on ``--episodes`` VALIDATION seeds (settings are chosen here; test
+seeds are for reported loop results). A camera is ``name`` or ``name:fovy``.
+
+Prints per cell: success with its Wilson 95% interval, the BC losses at the end,
+training seconds, and evaluation episodes/s per core (one torch thread, the world
+rendering only when the policy decides). Writes benchmarks/results/<name>.json. Cells run
+``--jobs`` at a time in fresh processes, one torch thread each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import report  # noqa: E402
+from learning import _env, labelled, play, score, seeded_config  # noqa: E402
+
+CAMERA_POLICY = {"use_image": True, "state_inputs": "proprio+goal", "vision_encoder": "conv"}
+
+
+def cell_settings(camera: str, image_size: int, chunk: int) -> dict:
+    name, _, fovy = camera.partition(":")
+    return {"env": {"camera": name, "camera_fovy": float(fovy) if fovy else None, "image_size": image_size},
+            "policy": {**CAMERA_POLICY, "chunk_size": chunk}}
+
+
+def cell_job(config_path: Path | None, settings: dict, camera: str, image_size: int, demos: int, chunk: int,
+             episodes: int, work: Path) -> dict:
+    """Behaviour cloning on ``demos`` demonstrations, scored on the validation seeds."""
+    import torch
+
+    from apo_core.human import ScriptedExpert
+    from apo_core.loop.learner import train_policy
+
+    torch.set_num_threads(1)
+    config = seeded_config(config_path, 0, cell_settings(camera, image_size, chunk), settings)
+    task = config.env.tasks[0]
+    demo_seeds = [config.collect.seed + i for i in range(demos)]
+    _, episodes_played = play(config, task, ScriptedExpert(_env(config, task)), None, demo_seeds, "expert")
+    losses = {}
+    start = time.perf_counter()
+    policy = train_policy(config, labelled(config, episodes_played), "bc",
+                          work / f"{camera}-{image_size}-{demos}-{chunk}",
+                          on_step=lambda step, total, metrics: losses.update(metrics))
+    train_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    validation = score(config, policy, task, "validation", episodes)
+    eval_seconds = time.perf_counter() - start
+    result = {"camera": camera, "image_size": image_size, "demos": demos, "chunk_size": chunk,
+              "demo_successes": sum(e.meta.success for e in episodes_played), "losses": losses,
+              "train_seconds": train_seconds, "eval_seconds": eval_seconds, "validation": validation}
+    print(f"{camera} {image_size}px {demos} demos H={chunk}: validation success {validation['success_rate']:.0%} "
+          f"(train {train_seconds:.0f}s, eval {eval_seconds:.0f}s)", flush=True)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--demos", type=int, nargs="+", default=[5, 20, 50])
+    parser.add_argument("--image-sizes", type=int, nargs="+", default=[64, 84])
+    parser.add_argument("--chunks", type=int, nargs="+", default=[1])
+    parser.add_argument("--cameras", nargs="+", default=["corner2:45"])
+    parser.add_argument("--episodes", type=int, default=100, help="validation episodes per cell")
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--config", type=Path, default=None)
+    parser.add_argument("--name", default="bc-camera")
+    parser.add_argument("--set", dest="settings", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="config overrides for every cell, e.g. train.bc_steps=4000")
+    args = parser.parse_args()
+    from apo_core.config import parse_assignments
+
+    settings = parse_assignments(args.settings)
+
+    work = Path(__file__).resolve().parent / "results" / f"{args.name}-work"
+    cells = list(itertools.product(args.cameras, args.image_sizes, args.demos, args.chunks))
+    started = time.perf_counter()
+    with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
+        futures = [pool.submit(cell_job, args.config, settings, *cell, args.episodes, work) for cell in cells]
+        results = [future.result() for future in futures]
+    rows = []
+    for r in results:
+        v = r["validation"]
+        rows.append([r["camera"], r["image_size"], r["demos"], r["chunk_size"],
+                     f"{v['success_rate']:.0%} [{v['ci95_low']:.0%}, {v['ci95_high']:.0%}]",
+                     *(round(r["losses"].get(name, float("nan")), 3) for name in ("nll", "aux_mse", "object_mse")),
+                     round(r["train_seconds"]), round(args.episodes / r["eval_seconds"], 2)])
+    report(args.name, ["camera", "px", "demos", "H", f"success ({args.episodes} val seeds)", "bc nll", "aux mse", "object mse",
+                       "train s", "eval eps/s/core"], rows,
+           {"command": " ".join(sys.argv), "wall_seconds": time.perf_counter() - started, "settings": settings,
+            "cells": results})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,227 @@
+"""The paper's perturbation experiment: a policy cloned in one world meets a perturbed one;
+the human corrects it there, and each method updates it from those corrections.
+
+    .venv/bin/python benchmarks/perturbation.py [--seeds 0 1 2]
+        [--suites object-shift table-texture lighting camera-shift]
+        [--methods dagger sirius kto apo] [--interactions 20] [--demos 20]
+        [--test-episodes 100] [--jobs 2] [--config my.yaml] [--name perturbation]
+
+For every seed (it changes the demonstrations' and collections' seeds and the training
+seed) round 0 is behaviour-cloned from ``collect.expert_demos_per_task`` demonstrations in
+the unperturbed world, as the loop's round 0 is. Then for each perturbation suite
+(``evaluation.perturbations``, the worlds every round is scored on), as in the paper
+(APO §V-B: 20 interactive and 20 expert trajectories per perturbation): round 0 plays
+``--interactions`` episodes in the perturbed world with the simulated human taking over,
+the scripted expert records ``--demos`` demonstrations there, and each method updates
+round 0 (its reference) on them together with the unperturbed demonstrations. Every
+policy is scored on ``--test-episodes`` TEST seeds of the suite's world, paired with round
+0 on the same seeds.
+
+Prints per suite and method the test success (mean ± sd over seeds) and the paired
+difference to round 0 (mean, and on how many seeds its 95% interval excludes 0), with the
+average over suites beside the paper's (base 21.3, KTO 24.0, APO 28.0). Writes
+benchmarks/results/<name>.json and <name>.png; jobs (one per seed, then one per seed and
+suite) run ``--jobs`` at a time and a re-run reuses finished ones from <name>-work/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import RESULTS, report  # noqa: E402
+from learning import METHODS, _env, _run_all, labelled, play, seeded_config  # noqa: E402
+
+PAPER_AVERAGE = {"base": 21.3, "kto": 24.0, "apo": 28.0}  # APO Table I, success % over its perturbations
+_WORLDS: dict = {}
+
+
+def perturbed_world(config, task: str, suite: str):
+    """The suite's world (rendering every step for an image policy: its images train it)."""
+    from apo_core.envs import make_env
+
+    key = (task, suite, config.policy.use_image)
+    if key not in _WORLDS:
+        _WORLDS[key] = make_env(task, config.env, config.perturbation(suite), render=config.policy.use_image)
+    return _WORLDS[key]
+
+
+def test_score(config, policy, task: str, suite: str, episodes: int) -> dict:
+    """Success and per-seed outcomes of ``policy`` on the suite's test seeds."""
+    from apo_core.evaluate import evaluate
+    from apo_core.policy.actor import VlaActor
+    from apo_core.registry.gate import summarise
+
+    results = evaluate(config, lambda env: VlaActor(policy, env.instruction), tasks=[task], suites=[suite],
+                       split="test", episodes=episodes)
+    return summarise([r.to_dict() for r in results])
+
+
+def paired(candidate: dict, base: dict, suite: str) -> dict:
+    from apo_core.registry.gate import paired_suites
+
+    return paired_suites(candidate, base)[suite].to_dict()
+
+
+def base_job(config_path: Path | None, seed: int, suites: list[str], work: Path, test_episodes: int) -> dict:
+    """Round 0 of one seed, cloned in the unperturbed world, scored on every suite's test seeds."""
+    import torch
+
+    from apo_core.human import ScriptedExpert
+    from apo_core.loop.learner import train_policy
+
+    config = seeded_config(config_path, seed)
+    torch.set_num_threads(1)
+    task = config.env.tasks[0]
+    demo_seeds = [config.collect.seed + i for i in range(config.collect.expert_demos_per_task)]
+    _, demos = play(config, task, ScriptedExpert(_env(config, task)), None, demo_seeds, "expert")
+    policy = train_policy(config, labelled(config, demos), "bc", work / f"seed-{seed}" / "bc.work")
+    policy.save_pretrained(work / f"seed-{seed}" / "round-0000")
+    scores = {suite: test_score(config, policy, task, suite, test_episodes) for suite in suites}
+    print(f"seed {seed}: round 0 " + ", ".join(f"{s} {v['suites'][s]:.0%}" for s, v in scores.items()), flush=True)
+    return {"seed": seed, "task": task, "test": scores}
+
+
+def suite_job(config_path: Path | None, seed: int, suite: str, methods: list[str], interactions: int, demos: int,
+              work: Path, test_episodes: int) -> dict:
+    """One suite of one seed: corrections and demonstrations in its world, then each method's update."""
+    import json
+
+    import torch
+
+    from apo_core.human import ScriptedExpert, SimulatedHuman
+    from apo_core.loop.learner import train_policy
+    from apo_core.policy import load_policy
+    from apo_core.policy.actor import VlaActor
+
+    config = seeded_config(config_path, seed)
+    torch.set_num_threads(1)
+    base = json.loads((work / f"seed-{seed}" / "base.json").read_text())
+    task, base_dir = base["task"], work / f"seed-{seed}" / "round-0000"
+    world = perturbed_world(config, task, suite)
+    demo_seeds = [config.collect.seed + i for i in range(config.collect.expert_demos_per_task)]
+    _, plain_demos = play(config, task, ScriptedExpert(_env(config, task)), None, demo_seeds, "expert")
+    collected = _played_in(config, world, VlaActor(load_policy(base_dir), world.instruction, name="round-0"),
+                           SimulatedHuman(ScriptedExpert(world), world, config.takeover),
+                           [config.collect.seed + 100_000 + i for i in range(interactions)], "interaction")
+    suite_demos = _played_in(config, world, ScriptedExpert(world), None,
+                             [config.collect.seed + 200_000 + i for i in range(demos)], "expert")
+    steps = labelled(config, plain_demos + suite_demos + collected)
+    results = {}
+    for name in methods:
+        method, overrides = METHODS[name]
+        method_config = seeded_config(config_path, seed, {"train": overrides})
+        start = time.perf_counter()
+        candidate = train_policy(method_config, steps, method, work / f"seed-{seed}" / f"{suite}-{name}.work",
+                                 reference=load_policy(base_dir))
+        train_seconds = time.perf_counter() - start
+        score = test_score(config, candidate, task, suite, test_episodes)
+        results[name] = {"test": score["suites"][suite], "paired_vs_base": paired(score, base["test"][suite], suite),
+                         "train_seconds": train_seconds, "outcomes": score["outcomes"]}
+        print(f"seed {seed} {suite} {name}: {score['suites'][suite]:.0%} "
+              f"({results[name]['paired_vs_base']['difference']:+.0%} vs round 0)", flush=True)
+    return {"seed": seed, "suite": suite, "base": base["test"][suite]["suites"][suite],
+            "takeovers_per_episode": float(np.mean([e.meta.n_takeovers for e in collected])),
+            "collection_success": float(np.mean([e.meta.success for e in collected])), "methods": results}
+
+
+def _played_in(config, world, actor, human, seeds: list[int], source: str):
+    from apo_core.recording.collector import play_episode
+
+    episodes = []
+    for seed in seeds:
+        recorder = play_episode(world, actor, human, seed=seed, source=source)
+        episodes.append(recorder.finish(
+            episode_id=f"{source}.{world.perturbation.name}.{seed}", episode_index=len(episodes), source=source,
+            policy=actor.name, policy_round=None, robot_id="bench",
+            takeover_reasons=list(getattr(human, "takeover_reasons", [])), perturbation=world.perturbation.name,
+            fps=config.env.fps, gripper_dim=world.gripper_dim))
+    return episodes
+
+
+def summary_rows(runs: list[dict], suites: list[str], methods: list[str]) -> list[list]:
+    rows = []
+    for suite in [*suites, "average"]:
+        mine = [r for r in runs if suite in (r["suite"], "average")]
+        base = [100 * np.mean([r["base"] for r in mine if r["seed"] == s]) for s in sorted({r["seed"] for r in mine})]
+        rows.append([suite, "base (BC)", len(base), f"{np.mean(base):.1f} ± {np.std(base):.1f}", "-",
+                     PAPER_AVERAGE["base"] if suite == "average" else "-"])
+        for name in methods:
+            per_seed = {}
+            for r in mine:
+                per_seed.setdefault(r["seed"], []).append(r["methods"][name])
+            rates = [100 * np.mean([m["test"] for m in ms]) for ms in per_seed.values()]
+            gains = [100 * np.mean([m["paired_vs_base"]["difference"] for m in ms]) for ms in per_seed.values()]
+            significant = sum(ms[0]["paired_vs_base"]["ci95_low"] > 0 for ms in per_seed.values())
+            where = "" if suite == "average" else f" ({significant}/{len(rates)} seeds CI > 0)"
+            rows.append([suite, name, len(rates), f"{np.mean(rates):.1f} ± {np.std(rates):.1f}",
+                         f"{np.mean(gains):+.1f}{where}",
+                         PAPER_AVERAGE.get(name, "-") if suite == "average" else "-"])
+    return rows
+
+
+def plot(runs: list[dict], suites: list[str], methods: list[str], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(10, 4))
+    names = ["base", *methods]
+    width = 0.8 / len(names)
+    for i, name in enumerate(names):
+        means, errors = [], []
+        for suite in suites:
+            values = [100 * (r["base"] if name == "base" else r["methods"][name]["test"])
+                      for r in runs if r["suite"] == suite]
+            means.append(np.mean(values))
+            errors.append(np.std(values))
+        axis.bar(np.arange(len(suites)) + i * width, means, width, yerr=errors, capsize=2, label=name)
+    axis.set(xticks=np.arange(len(suites)) + 0.4 - width / 2, xticklabels=suites, ylabel="test success %",
+             title="success in each perturbed world after one update (mean ± sd over seeds)")
+    axis.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--suites", nargs="+", default=None, help="default: every evaluation.perturbations suite")
+    parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=["dagger", "sirius", "kto", "apo"])
+    parser.add_argument("--interactions", type=int, default=20)
+    parser.add_argument("--demos", type=int, default=20)
+    parser.add_argument("--test-episodes", type=int, default=100)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--config", type=Path, default=None)
+    parser.add_argument("--name", default="perturbation")
+    args = parser.parse_args()
+    suites = args.suites or [p.name for p in seeded_config(args.config, 0).evaluation.perturbations]
+
+    work = RESULTS / f"{args.name}-work"
+    started = time.perf_counter()
+    with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
+        _run_all(pool, [(work / f"seed-{s}" / "base.json", base_job, args.config, s, suites, work,
+                         args.test_episodes) for s in args.seeds])
+        runs = _run_all(pool, [(work / f"seed-{s}" / f"{suite}.json", suite_job, args.config, s, suite, args.methods,
+                                args.interactions, args.demos, work, args.test_episodes)
+                               for suite in suites for s in args.seeds])
+    wall = time.perf_counter() - started
+    report(args.name, ["suite", "method", "seeds", "test success %", "paired vs round 0 (points)", "paper %"],
+           summary_rows(runs, suites, args.methods),
+           {"command": " ".join(sys.argv), "wall_seconds": wall, "seeds": args.seeds, "suites": suites,
+            "interactions": args.interactions, "demos": args.demos, "test_episodes": args.test_episodes,
+            "config": seeded_config(args.config, 0).model_dump(mode="json"), "runs": runs})
+    print(f"plot: {plot(runs, suites, args.methods, RESULTS / f'{args.name}.png')}; wall time {wall / 60:.1f} min")
+
+
+if __name__ == "__main__":
+    main()
