@@ -48,7 +48,8 @@ def cell_job(config_path: Path | None, settings: dict, camera: str, image_size: 
     from apo_core.loop.learner import train_policy
 
     torch.set_num_threads(1)
-    config = seeded_config(config_path, 0, cell_settings(camera, image_size, chunk), settings)
+    # the cell's camera, size and H, then --set over them (it may make the policy blind or privileged)
+    config = seeded_config(config_path, 0, settings, cell_settings(camera, image_size, chunk))
     task = config.env.tasks[0]
     demo_seeds = [config.collect.seed + i for i in range(demos)]
     _, episodes_played = play(config, task, ScriptedExpert(_env(config, task)), None, demo_seeds, "expert")
