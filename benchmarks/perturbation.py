@@ -65,9 +65,12 @@ def test_score(config, policy, task: str, suite: str, episodes: int) -> dict:
 
 
 def paired(candidate: dict, base: dict, suite: str) -> dict:
-    from apo_core.registry.gate import paired_suites
+    """Candidate minus round 0 on the suite's seeds (both were scored on the same ones)."""
+    from apo_core.statistics import paired_difference
 
-    return paired_suites(candidate, base)[suite].to_dict()
+    mine, theirs = candidate["outcomes"][suite], base["outcomes"][suite]
+    keys = sorted(theirs)
+    return paired_difference(np.array([mine[k] for k in keys]), np.array([theirs[k] for k in keys])).to_dict()
 
 
 def base_job(config_path: Path | None, seed: int, suites: list[str], work: Path, test_episodes: int) -> dict:
