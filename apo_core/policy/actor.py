@@ -23,7 +23,6 @@ class VlaActor:
         self.name = name
         self.instruction = instruction
         self.needs_image = policy.needs_image
-        self.chunk_size = policy.chunk_size
         self._plan: deque[np.ndarray] = deque()
 
     def reset(self, seed: int) -> None:
@@ -33,11 +32,6 @@ class VlaActor:
     def drop_plan(self) -> None:
         """Forget the rest of the current chunk (the human acted instead)."""
         self._plan.clear()
-
-    @property
-    def needs_decision(self) -> bool:
-        """Whether the next :meth:`act` decodes a new chunk (and so needs the image)."""
-        return not self._plan
 
     @torch.no_grad()
     def plan_batch(self, observations: list[Observation]) -> np.ndarray:
