@@ -146,6 +146,18 @@ def label_steps(
     return labels
 
 
+def chunk_rows(episode_ids: np.ndarray, horizon: int) -> np.ndarray:
+    """[N, H] row indices of the chunk that starts at each row: rows t … t+H-1 of its
+    episode, the episode's last row repeated past its end. Each episode's rows are
+    contiguous and in order."""
+    if horizon < 1:
+        raise ValueError(f"horizon must be >= 1, got {horizon}")
+    rows = np.arange(len(episode_ids))
+    starts = np.flatnonzero(np.r_[True, episode_ids[1:] != episode_ids[:-1]])
+    last = (np.r_[starts[1:], len(episode_ids)] - 1)[np.searchsorted(starts, rows, side="right") - 1]
+    return np.minimum(rows[:, None] + np.arange(horizon)[None, :], last[:, None])
+
+
 def chunk_labels(labels: np.ndarray, episode_ids: np.ndarray, horizon: int) -> np.ndarray:
     """The label of the chunk that starts at each step (docs/apo.md §2): FAILURE_PRONE when
     any of its H steps (within its episode) is failure-prone, else its first step's label.
@@ -160,14 +172,7 @@ def chunk_labels(labels: np.ndarray, episode_ids: np.ndarray, horizon: int) -> n
         [N] int8 labels, one per chunk start.
     """
     labels = np.asarray(labels, dtype=np.int8)
-    if horizon < 1:
-        raise ValueError(f"horizon must be >= 1, got {horizon}")
-    rows = np.arange(len(labels))
-    starts = np.flatnonzero(np.r_[True, episode_ids[1:] != episode_ids[:-1]]) if len(labels) else rows
-    ends = np.r_[starts[1:], len(labels)]  # one past each row's episode
-    end = ends[np.searchsorted(starts, rows, side="right") - 1]
-    index = np.minimum(rows[:, None] + np.arange(horizon)[None, :], (end - 1)[:, None])
-    failure_prone = np.any(labels[index] == Label.FAILURE_PRONE, axis=1)
+    failure_prone = np.any(labels[chunk_rows(episode_ids, horizon)] == Label.FAILURE_PRONE, axis=1)
     return np.where(failure_prone, np.int8(Label.FAILURE_PRONE), labels).astype(np.int8)
 
 

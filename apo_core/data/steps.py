@@ -11,7 +11,7 @@ import numpy as np
 
 from apo_core.action_tokenizer import ActionTokenizer
 from apo_core.config import LabelConfig
-from apo_core.labels import ActedBy, Label, label_steps, retained_steps
+from apo_core.labels import ActedBy, Label, chunk_rows, label_steps, retained_steps
 from apo_core.recording.episodes import Episode
 from apo_core.recording.store import EpisodeStore, check_unique
 
@@ -148,9 +148,4 @@ def action_chunks(actions: np.ndarray, episode_ids: np.ndarray, horizon: int) ->
     """Per-step actions [N, D] -> chunks [N, H, D]: row t holds the actions of steps t … t+H-1
     of its episode, the episode's last action repeated past its end. The rows of an episode
     are contiguous and in order (as :func:`load_steps` gives them)."""
-    rows = np.arange(len(actions))
-    starts = np.flatnonzero(np.r_[True, episode_ids[1:] != episode_ids[:-1]])
-    ends = np.r_[starts[1:], len(actions)] - 1
-    last = ends[np.searchsorted(starts, rows, side="right") - 1]
-    index = np.minimum(rows[:, None] + np.arange(horizon)[None, :], last[:, None])
-    return actions[index]
+    return actions[chunk_rows(episode_ids, horizon)]
