@@ -65,17 +65,24 @@ def seeded_config(config_path: Path | None, seed: int, extra: dict | None = None
 
 def play(config, task: str, actor, human, seeds: list[int], source: str):
     """Episodes in memory (no store): the benchmark measures learning, not storage."""
+    env = _env(config, task)
+    return env, play_in(config, env, actor, human, seeds, source)
+
+
+def play_in(config, env, actor, human, seeds: list[int], source: str) -> list:
+    """Episodes played in ``env`` (perturbed or not), in memory, one per seed."""
     from apo_core.recording.collector import play_episode
 
-    env = _env(config, task)
+    suite = env.perturbation.name if env.perturbation is not None else None
     episodes = []
     for seed in seeds:
         recorder = play_episode(env, actor, human, seed=seed, source=source)
-        episodes.append(recorder.finish(episode_id=f"{source}.{seed}", episode_index=len(episodes), source=source,
+        episode_id = f"{source}.{suite}.{seed}" if suite else f"{source}.{seed}"
+        episodes.append(recorder.finish(episode_id=episode_id, episode_index=len(episodes), source=source,
                                         policy=actor.name, policy_round=None, robot_id="bench",
                                         takeover_reasons=list(getattr(human, "takeover_reasons", [])),
-                                        perturbation=None, fps=config.env.fps, gripper_dim=env.gripper_dim))
-    return env, episodes
+                                        perturbation=suite, fps=config.env.fps, gripper_dim=env.gripper_dim))
+    return episodes
 
 
 _ENVS: dict = {}

@@ -37,7 +37,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import RESULTS, report  # noqa: E402
-from learning import METHODS, _env, _run_all, labelled, play, seeded_config  # noqa: E402
+from learning import METHODS, _env, _run_all, labelled, play, play_in, seeded_config  # noqa: E402
 
 PAPER_AVERAGE = {"base": 21.3, "kto": 24.0, "apo": 28.0}  # APO Table I, success % over its perturbations
 _WORLDS: dict = {}
@@ -111,11 +111,11 @@ def suite_job(config_path: Path | None, seed: int, suite: str, methods: list[str
     world = perturbed_world(config, task, suite)
     demo_seeds = [config.collect.seed + i for i in range(config.collect.expert_demos_per_task)]
     _, plain_demos = play(config, task, ScriptedExpert(_env(config, task)), None, demo_seeds, "expert")
-    collected = _played_in(config, world, VlaActor(load_policy(base_dir), world.instruction, name="round-0"),
-                           SimulatedHuman(ScriptedExpert(world), world, config.takeover),
-                           [config.collect.seed + 100_000 + i for i in range(interactions)], "interaction")
-    suite_demos = _played_in(config, world, ScriptedExpert(world), None,
-                             [config.collect.seed + 200_000 + i for i in range(demos)], "expert")
+    collected = play_in(config, world, VlaActor(load_policy(base_dir), world.instruction, name="round-0"),
+                        SimulatedHuman(ScriptedExpert(world), world, config.takeover),
+                        [config.collect.seed + 100_000 + i for i in range(interactions)], "interaction")
+    suite_demos = play_in(config, world, ScriptedExpert(world), None,
+                          [config.collect.seed + 200_000 + i for i in range(demos)], "expert")
     steps = labelled(config, plain_demos + suite_demos + collected)
     results = {}
     for name in methods:
@@ -133,20 +133,6 @@ def suite_job(config_path: Path | None, seed: int, suite: str, methods: list[str
     return {"seed": seed, "suite": suite, "base": base["test"][suite]["suites"][suite],
             "takeovers_per_episode": float(np.mean([e.meta.n_takeovers for e in collected])),
             "collection_success": float(np.mean([e.meta.success for e in collected])), "methods": results}
-
-
-def _played_in(config, world, actor, human, seeds: list[int], source: str):
-    from apo_core.recording.collector import play_episode
-
-    episodes = []
-    for seed in seeds:
-        recorder = play_episode(world, actor, human, seed=seed, source=source)
-        episodes.append(recorder.finish(
-            episode_id=f"{source}.{world.perturbation.name}.{seed}", episode_index=len(episodes), source=source,
-            policy=actor.name, policy_round=None, robot_id="bench",
-            takeover_reasons=list(getattr(human, "takeover_reasons", [])), perturbation=world.perturbation.name,
-            fps=config.env.fps, gripper_dim=world.gripper_dim))
-    return episodes
 
 
 def summary_rows(runs: list[dict], suites: list[str], methods: list[str]) -> list[list]:
