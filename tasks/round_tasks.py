@@ -10,13 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from prefect import task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_image_artifact, create_markdown_artifact, create_table_artifact
 
 from apo_core.config import ApoConfig
 from apo_core.data.versioning import DatasetVersion
 from apo_core.evaluate import EvalChunk, EvalResult, evaluation_chunks
 from apo_core.loop import learner, report
 from apo_core.loop.layout import round_dir, round_history
+from apo_core.registry.store import registry_for
 from apo_core.rounds import round_name
 from tasks import IO_RETRIES, STEP
 from tasks.events import announce_round
@@ -134,10 +135,11 @@ def promote_if_better(config: ApoConfig, round_number: int) -> learner.Promotion
     return outcome
 
 
-@task(name="report", **STEP)
+@task(name="report", **STEP, **IO_RETRIES)
 def publish_report(config: ApoConfig, summary: dict, lineage: dict, method: str, parent: int | None) -> Path:
     """The round's report on disk (rounds.png, rounds.md) and in the UI: the table of every
-    round, the round's lineage, and the plotted values."""
+    round, the round's lineage, the plotted values, and the plot itself where the model
+    store can give the UI a URL to it (S3: stored beside the rounds, presigned)."""
     history = round_history(config)
     plot = report.plot(history, config.paths.workdir / "report" / "rounds.png")
     (config.paths.workdir / "report" / "rounds.md").write_text(report.markdown(history))
@@ -149,4 +151,8 @@ def publish_report(config: ApoConfig, summary: dict, lineage: dict, method: str,
                                                               code_commit=report.code_commit()))
     create_table_artifact(key="apo-rounds-plot", table=report.plotted_values(history),
                           description="What rounds.png plots: success per suite and intervention rate per round")
+    url = registry_for(config).publish_report(summary["round"], plot.name, plot.read_bytes())
+    if url is not None:
+        create_image_artifact(image_url=url, key="apo-rounds-plot-image",
+                              description=f"rounds.png after {name} (the link is presigned for 7 days)")
     return plot

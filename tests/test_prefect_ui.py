@@ -1,7 +1,8 @@
 """What an operator sees in Prefect: a tiny `apo run` against a real `prefect server`
 (started here), then its API asked what the UI shows: runs named for their round, the
 round run's INFO logs with the progress lines, the lineage artifact, an evaluation
-progress artifact at 100%, and the round-level event with the gate's decision."""
+progress artifact at 100%, the plot as an image the UI can open (the model store is a real
+HTTP S3), and the round-level event with the gate's decision."""
 
 import json
 import os
@@ -34,8 +35,8 @@ def api(base: str, path: str, body: dict) -> list | dict:
 
 
 @pytest.fixture(scope="module")
-def served_round(tmp_path_factory):
-    """A prefect server, and bootstrap + round 1 run against it by `apo run`."""
+def served_round(tmp_path_factory, s3_endpoint):
+    """A prefect server, and bootstrap + round 1 run against it by `apo run` (models in S3)."""
     root = tmp_path_factory.mktemp("prefect-ui")
     port = free_port()
     env = {**os.environ, "PREFECT_HOME": str(root / "home"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
@@ -58,6 +59,7 @@ collect: {{interactions_per_round: 3, expert_demos_per_task: 3, robots: [sim-rob
 evaluation: {{episodes: 4, perturbations: [{{name: lighting, kind: lighting, magnitude: 0.5, seed: 3}}]}}
 train: {{bc_steps: 20, epochs: 5, bc_batch_size: 8, threads: 1}}
 cluster: {{engine: local}}
+registry: {{url: "s3://apo-datasets/ui-models", s3_endpoint_url: "{s3_endpoint}"}}
 paths: {{workdir: "{root / 'work'}"}}
 """)
         run = subprocess.run([sys.executable, "-m", "flows.cli", "--config", str(config), "run", "--rounds", "1"],
@@ -109,6 +111,17 @@ def test_the_round_run_carries_its_lineage_and_an_evaluation_progress_that_reach
     assert any((a["description"] or "").startswith("round 1: label and version the dataset") for a in progress)
     table = json.loads(next(a for a in artifacts if a["key"] == "apo-rounds")["data"])
     assert "-" not in [cell for row in table for cell in row.values()]  # no bare dash (a markdown bullet)
+
+
+def test_the_round_run_shows_the_stored_plot_as_an_image(served_round):
+    base, _ = served_round
+    round_run = runs_by_name(base)["round-0001"]
+    artifacts = api(base, "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [round_run["id"]]}},
+                                                "limit": 100})
+    image = next(a for a in artifacts if a["key"] == "apo-rounds-plot-image")
+    assert image["type"] == "image"
+    with urllib.request.urlopen(image["data"], timeout=30) as response:  # a browser's plain GET, no credentials
+        assert response.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
 def test_the_round_level_event_carries_the_decision(served_round):

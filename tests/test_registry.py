@@ -151,3 +151,19 @@ def test_a_real_s3_client_sees_the_documented_layout(saved_models, s3_endpoint):
                             ("action_stats.json", "config.json", "manifest.json", "model.safetensors")]
     champion = json.loads(client.get_object(Bucket="layout", Key="apo/champion.json")["Body"].read())
     assert champion["round"] == 3 and champion["dataset"]["git_tag"] == "dataset-round-0003"
+
+
+def test_a_report_is_stored_once_and_linked_only_where_a_browser_can_open_it(store_url, saved_models):
+    import urllib.request
+
+    registry = registry_for(store_url)
+    publish(registry, 1, saved_models[0])
+    url = registry.publish_report(1, "rounds.png", b"first plot")
+    assert registry.publish_report(1, "rounds.png", b"a re-run's plot") == url  # write-once: the first stays
+    assert registry.backend.get("reports/0001/rounds.png")[0] == b"first plot"
+    assert [m.round for m in registry.rounds()] == [1]  # a report is not a round
+    if store_url[1] is None:
+        assert url is None  # a local file: nothing the UI could open
+    else:
+        with urllib.request.urlopen(url, timeout=30) as response:  # presigned: no credentials needed
+            assert response.read() == b"first plot"

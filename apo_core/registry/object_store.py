@@ -56,6 +56,8 @@ class Backend(Protocol):
 
     def list(self, prefix: str) -> list[str]: ...
 
+    def shareable_url(self, key: str) -> str | None: ...
+
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
@@ -116,7 +118,12 @@ class LocalBackend:
             str(p.relative_to(self.root)) for p in base.rglob("*") if p.is_file() and not p.name.startswith(".")
         )
 
+    def shareable_url(self, key: str) -> None:
+        """None: a local file is nothing a browser elsewhere (the Prefect UI) can open."""
+        return None
 
+
+PRESIGNED_URL_SECONDS = 7 * 24 * 3600
 _ACCESS_CODES = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken",
                  "AllAccessDisabled"}
 _CONDITION_CODES = {"PreconditionFailed", "ConditionalRequestConflict"}
@@ -211,6 +218,12 @@ class S3Backend:
         for page in pages:
             keys += [item["Key"][len(self.prefix) + 1 if self.prefix else 0 :] for item in page.get("Contents", [])]
         return sorted(keys)
+
+    def shareable_url(self, key: str) -> str:
+        """A presigned GET of ``key``: a browser opens it without credentials for a week
+        (SigV4's longest expiry); signing makes no request."""
+        return self.client.generate_presigned_url("get_object", Params={"Bucket": self.bucket, "Key": self._key(key)},
+                                                  ExpiresIn=PRESIGNED_URL_SECONDS)
 
 
 def backend_for(url: str, endpoint_url: str | None = None) -> Backend:

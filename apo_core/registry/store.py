@@ -237,6 +237,17 @@ class ModelRegistry:
             "who": who, "reason": reason, "metrics": headline(manifest.metrics), "dataset": manifest.dataset,
         })
 
+    # ----- reports ------------------------------------------------------------------
+    def publish_report(self, round_number: int, name: str, data: bytes) -> str | None:
+        """Store a file of round N's report (write-once; a re-run of the step keeps the
+        first) and return a URL a browser can open, or None where the store has none."""
+        key = f"reports/{round_number:04d}/{name}"
+        try:
+            self.backend.put_new(key, data)
+        except AlreadyExists:
+            pass
+        return self.backend.shareable_url(key)
+
     def audit_log(self) -> list[dict]:
         """Every entry, oldest first, each read through its schema."""
         repair = "; a corrupt audit entry: the log is append-only, move that object aside (nothing else is lost)"
