@@ -1,5 +1,6 @@
 """The camera policy: spatial-softmax keypoints find where a feature fires, the conv policy
-saves and loads exactly, and behaviour cloning's object head learns from recorded poses."""
+saves and loads exactly, behaviour cloning's object head learns from recorded poses, and a
+policy that estimates the objects reads the head's estimate, never the poses."""
 
 import numpy as np
 import torch
@@ -59,3 +60,23 @@ def test_behaviour_cloning_teaches_the_image_where_the_objects_are(small_round, 
                              gripper_dim=3, seed=0),
           small_round, "bc", plain.train, tmp_path / "plain", on_step=lambda step, total, m: plain_losses.append(m))
     assert plain_losses and all("object_mse" not in m for m in plain_losses)
+
+
+def test_a_policy_that_estimates_the_objects_reads_the_image_not_the_poses(small_round):
+    config = with_overrides(camera_config(aux_object_weight=1.0), {"policy": {"estimate_objects": True}})
+    policy = ApoVlaPolicy.build(config.policy, small_round.select(expert_mask(small_round)), image_size=64,
+                                action_dim=4, gripper_dim=3, seed=0).eval()
+    index = np.arange(4)
+    steps = small_round.select(index)
+
+    def logps(environment_state):
+        observations = policy.observations(steps.images, steps.proprio, environment_state, list(steps.instructions))
+        return policy.score_actions(observations, policy.generate(observations)).token_logps
+
+    before = logps(steps.environment_state)
+    moved = steps.environment_state.copy()
+    moved[:, :-3] += 0.1  # every object pose (the goal, the last 3, is an input)
+    assert torch.equal(logps(moved), before)  # the true poses are never read
+    with torch.no_grad():
+        policy.object_head.bias.add_(1.0)  # another estimate of the same image
+    assert not torch.allclose(logps(steps.environment_state), before)

@@ -48,6 +48,7 @@ def test_overrides_merge_over_the_file(tmp_path):
         ("evaluation:\n  perturbations:\n    - {name: x, kind: fog, magnitude: 1}\n", "evaluation.perturbations.0.kind"),
         ("env: [unclosed\n", "not valid YAML"),
         ("- a list\n", "expected a mapping"),
+        ("policy: {use_image: true, estimate_objects: true}\n", "policy.estimate_objects needs"),
     ],
 )
 def test_bad_config_names_file_and_field(tmp_path, text, expected):

@@ -26,6 +26,9 @@ class PolicyConfig(Section):
     state_inputs: Literal["proprio", "proprio+goal", "proprio+objects"] = Field(
         "proprio+objects", description="the low-dim state it reads: the hand (proprio), + the goal, or + the "
         "object poses and the goal (what the simulated human's corrections depend on)")
+    estimate_objects: bool = Field(False, description="apo-vla with an image: the state token also reads the "
+                                   "image's estimate of the object poses (the object head, trained by "
+                                   "train.aux_object_weight; the true poses are never read)")
     use_image: bool = Field(False, description="true: an image encoder reads the camera (the world then renders "
                             "whenever the policy decides)")
     vision_encoder: Literal["conv", "siglip"] = Field(

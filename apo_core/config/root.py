@@ -45,6 +45,14 @@ class ApoConfig(Section):
         return self
 
     @model_validator(mode="after")
+    def _estimated_objects_are_learned(self) -> ApoConfig:
+        if self.policy.estimate_objects and not (self.policy.use_image and self.policy.kind == "apo-vla"
+                                                 and self.train.aux_object_weight > 0):
+            raise ValueError("policy.estimate_objects needs an apo-vla that sees (policy.use_image: true) and a "
+                             "trained object head (train.aux_object_weight > 0)")
+        return self
+
+    @model_validator(mode="after")
     def _chunk_fits_an_episode(self) -> ApoConfig:
         if self.policy.chunk_size > self.env.max_steps:
             raise ValueError(f"policy.chunk_size {self.policy.chunk_size} does not fit an episode of env.max_steps "

@@ -40,6 +40,10 @@ class ApoVlaConfig:
     # (train.aux_object_weight); the policy never reads it as an input unless state_inputs says so.
     environment_state_mean: list[float] | None = None
     environment_state_std: list[float] | None = None
+    # True: the state token also reads the image's estimate of the environment state (the
+    # object head's output, detached): the policy uses where it sees the objects as the
+    # privileged policy uses the poses. The head must be trained (train.aux_object_weight).
+    estimate_objects: bool = False
     max_instruction_tokens: int = 8
     # image encoder: "conv" (conv stack + spatial-softmax keypoints, one token per keypoint)
     # or "siglip" (a SigLIP tower, one token per patch). The dataclass defaults are those of
@@ -68,6 +72,11 @@ class ApoVlaConfig:
     def state_dim(self) -> int:
         extra = {"proprio": 0, "proprio+goal": 3, "proprio+objects": self.environment_state_dim}[self.state_inputs]
         return self.proprio_dim + extra
+
+    @property
+    def state_token_inputs(self) -> int:
+        """What the state token's MLP reads: the state, and the image's object estimate if asked."""
+        return self.state_dim + (self.environment_state_dim if self.estimate_objects else 0)
 
     @property
     def image_tokens(self) -> int:

@@ -115,7 +115,8 @@ class ApoVlaPolicy(Policy):
         )
         self.image_projector = nn.Linear(config.vision_hidden_size, config.hidden_size) if config.use_image else None
         self.state_projector = nn.Sequential(
-            nn.Linear(config.state_dim, config.hidden_size), nn.GELU(), nn.Linear(config.hidden_size, config.hidden_size)
+            nn.Linear(config.state_token_inputs, config.hidden_size), nn.GELU(),
+            nn.Linear(config.hidden_size, config.hidden_size),
         )
         self.aux_head = nn.Sequential(
             nn.Linear((2 if config.use_image else 1) * config.hidden_size, config.hidden_size), nn.GELU(),
@@ -150,6 +151,7 @@ class ApoVlaPolicy(Policy):
             proprio_dim=demonstrations.proprio.shape[1],
             environment_state_dim=demonstrations.environment_state.shape[1],
             state_inputs=policy_config.state_inputs,
+            estimate_objects=policy_config.estimate_objects,
             use_image=policy_config.use_image,
             vision_encoder=policy_config.vision_encoder,
             conv_channels=policy_config.conv_channels,
@@ -203,12 +205,16 @@ class ApoVlaPolicy(Policy):
 
         ``pixels`` is ignored (may be None) when the model has no vision tower.
         """
-        state_token = self.state_projector(state).unsqueeze(1)
         embed = self.decoder.get_input_embeddings()
         boa = embed(torch.full((len(state), 1), self.boa_id, dtype=torch.long, device=state.device))
         if self.vision is None:
+            state_token = self.state_projector(state).unsqueeze(1)
             return torch.cat([state_token, embed(instruction_ids), boa], dim=1), state_token.squeeze(1)
         image_tokens, image_pooled = self.image_features(pixels)
+        if self.config.estimate_objects:
+            # Detached: the head learns the poses from its own target, the policy learns to use them.
+            state = torch.cat([state, self.object_head(image_pooled).detach()], dim=-1)
+        state_token = self.state_projector(state).unsqueeze(1)
         embeds = torch.cat([image_tokens, state_token, embed(instruction_ids), boa], dim=1)
         return embeds, torch.cat([image_pooled, state_token.squeeze(1)], dim=-1)
 
