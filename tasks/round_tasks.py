@@ -17,6 +17,7 @@ from apo_core.data.versioning import DatasetVersion
 from apo_core.evaluate import EvalChunk, EvalResult, evaluation_chunks
 from apo_core.loop import learner, report
 from apo_core.loop.layout import round_dir, round_history
+from apo_core.registry.object_store import PRESIGNED_URL_SECONDS
 from apo_core.registry.store import registry_for
 from apo_core.rounds import round_name
 from tasks import IO_RETRIES, STEP
@@ -154,5 +155,6 @@ def publish_report(config: ApoConfig, summary: dict, lineage: dict, method: str,
     url = registry_for(config).publish_report(summary["round"], plot.name, plot.read_bytes())
     if url is not None:
         create_image_artifact(image_url=url, key="apo-rounds-plot-image",
-                              description=f"rounds.png after {name} (the link is presigned for 7 days)")
+                              description=f"rounds.png after {name} (the link is presigned for "
+                                          f"{PRESIGNED_URL_SECONDS // 86400} days)")
     return plot
