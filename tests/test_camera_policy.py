@@ -1,8 +1,10 @@
 """The camera policy: spatial-softmax keypoints find where a feature fires, the conv policy
-saves and loads exactly, behaviour cloning's object head learns from recorded poses, and a
-policy that estimates the objects reads the head's estimate, never the poses."""
+saves and loads exactly, behaviour cloning's object head learns from recorded poses, every
+update refits it, and a policy that estimates the objects reads the head's estimate, never
+the poses."""
 
 import numpy as np
+import pytest
 import torch
 
 from apo_core.config import load_config, with_overrides
@@ -60,6 +62,18 @@ def test_behaviour_cloning_teaches_the_image_where_the_objects_are(small_round, 
                              gripper_dim=3, seed=0),
           small_round, "bc", plain.train, tmp_path / "plain", on_step=lambda step, total, m: plain_losses.append(m))
     assert plain_losses and all("object_mse" not in m for m in plain_losses)
+
+
+@pytest.mark.parametrize("method", ["dagger", "apo"])
+def test_every_update_refits_the_object_head_on_the_rounds_frames(small_round, tmp_path, method):
+    config = camera_config(aux_object_weight=1.0, epochs=2, batch_size=8)
+    policy = ApoVlaPolicy.build(config.policy, small_round.select(expert_mask(small_round)), image_size=64,
+                                action_dim=4, gripper_dim=3, seed=0)
+    head = [p.detach().clone() for p in policy.object_head.parameters()]
+    losses = []
+    train(policy, small_round, method, config.train, tmp_path, on_step=lambda step, total, m: losses.append(m))
+    assert losses and all(np.isfinite(m["object_mse"]) for m in losses)
+    assert any(not torch.equal(a, b) for a, b in zip(head, policy.object_head.parameters()))
 
 
 def test_a_policy_that_estimates_the_objects_reads_the_image_not_the_poses(small_round):

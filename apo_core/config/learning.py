@@ -136,9 +136,9 @@ class TrainConfig(Section):
     aux_weight: float = Field(1.0, ge=0, description="weight of the auxiliary continuous-action regression "
                               "(it grounds the encoder)")
     aux_object_weight: float = Field(0.0, ge=0, description="weight of the image's auxiliary regression of the "
-                                     "object poses during behaviour cloning (a training-only target the simulator "
-                                     "records; the policy never reads the poses). 0: off, as for recordings without "
-                                     "them")
+                                     "object poses, in behaviour cloning and in every update but dpo's (a "
+                                     "training-only target the simulator records; the policy never reads the "
+                                     "poses). 0: off, as for recordings without them")
     augment_shift: int = Field(4, ge=0, description="random-shift image augmentation, pixels (image policies)")
     epochs: float = Field(10, gt=0, le=1000, description="the update's budget: passes over the human-correction steps "
                           "(the authors' unit; they run 50)")

@@ -64,8 +64,4 @@ class BCTrainer(Trainer):
         if outputs.aux_actions is not None:
             aux = F.mse_loss(outputs.aux_actions, self.normalized[batch.index].to(self.device))
             loss, metrics["aux_mse"] = loss + self.config.aux_weight * aux, aux.detach()
-        if outputs.aux_objects is not None and self.config.aux_object_weight > 0:
-            target = self.policy.object_targets(self.steps.environment_state[batch.index], self.device)
-            objects = F.mse_loss(outputs.aux_objects, target)
-            loss, metrics["object_mse"] = loss + self.config.aux_object_weight * objects, objects.detach()
-        return loss, metrics
+        return self.with_object_loss(loss, metrics, batch.index, outputs)

@@ -1,5 +1,6 @@
 """Method dagger (HG-DAgger on the aggregated data): NLL of the demonstrations' and the
-human corrections' action tokens, in shuffled passes over them (docs/apo.md §7)."""
+human corrections' action tokens, in shuffled passes over them (docs/apo.md §7), plus the
+image's object regression where the policy has that head (``Trainer.with_object_loss``)."""
 
 from __future__ import annotations
 
@@ -36,4 +37,4 @@ class DaggerTrainer(UpdateTrainer):
 
     def loss(self, batch, outputs: ActionScores):
         index, _ = self.batch_rows(batch)
-        return nll_loss(outputs.token_logps, self.tokens[index].mask)
+        return self.with_object_loss(*nll_loss(outputs.token_logps, self.tokens[index].mask), index, outputs)

@@ -1,5 +1,6 @@
 """Method kto: the prospect loss on balanced batches, every sample weighing 1
-(docs/apo.md §5, §7; ``train.kto``), plus the NLL anchor on the desirable samples.
+(docs/apo.md §5, §7; ``train.kto``), plus the NLL anchor on the desirable samples and
+the image's object regression where the policy has that head (``Trainer.with_object_loss``).
 
     r_i        = Σ_t log π_θ(y_t | o_i, y_<t) - log π_ref(y_t | o_i, y_<t)
     z0         = mean over the batch of the same on mismatched pairs (detached, clamped)
@@ -89,4 +90,4 @@ class KTOTrainer(UpdateTrainer):
             mask = self.own_and_partner[outputs.index][:, 0].mask
             anchor, _ = nll_loss(outputs.scores.token_logps[desirable], None if mask is None else mask[desirable])
             loss, metrics = loss + self.settings.nll_weight * anchor, {**metrics, "nll_anchor": anchor.detach()}
-        return loss, metrics
+        return self.with_object_loss(loss, metrics, outputs.index, outputs.scores)

@@ -13,12 +13,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from apo_core.config import TrainConfig
 from apo_core.data.steps import Steps, action_chunks
 from apo_core.labels import Label, chunk_labels
-from apo_core.policy import Policy
+from apo_core.policy import ActionScores, Policy
 from apo_core.training.run import Notice, ProgressCallback, optimise, resolve_device, run_identity
 
 
@@ -63,6 +64,19 @@ class Trainer(ABC):
     def chunks(self, actions: np.ndarray) -> np.ndarray:
         """Per-step actions as the policy's chunks: row t holds its episode's next H actions."""
         return action_chunks(actions, self.steps.episode_ids, self.policy.chunk_size)
+
+    def with_object_loss(self, loss: torch.Tensor, metrics: dict, index: np.ndarray,
+                         scores: ActionScores) -> tuple[torch.Tensor, dict]:
+        """``loss`` + ``aux_object_weight`` · MSE of the object poses the image head regresses
+        against the poses recorded on ``index``'s steps (docs/policies.md §6). Every method
+        that scores the batch's own observations adds it, so the estimate a camera policy
+        reads (``policy.estimate_objects``) is refitted to each round's frames instead of
+        drifting with the encoder the update moves. Unchanged where the policy has no head."""
+        if scores.aux_objects is None or self.config.aux_object_weight == 0:
+            return loss, metrics
+        target = self.policy.object_targets(self.steps.environment_state[index], self.device)
+        objects = F.mse_loss(scores.aux_objects, target)
+        return loss + self.config.aux_object_weight * objects, {**metrics, "object_mse": objects.detach()}
 
     def trainable(self) -> nn.Module:
         """The module the optimiser updates: the policy itself."""
