@@ -6,7 +6,9 @@ in the pixels reach a useful base, and what does an action chunk cost and give?
 
 Every cell (camera × image size × demonstrations × chunk size H) behaviour-clones a fresh
 camera policy (``policy.use_image: true``, ``state_inputs: proprio+goal``: the image, the
-hand and the goal position, no object poses) on that many scripted push demonstrations,
+hand and the goal position, no object poses; ``--set`` overrides it, e.g.
+``policy.state_inputs=proprio`` where the goal gives the object away) on that many
+scripted demonstrations of the config's first task (``--set 'env.tasks=[drawer-open]'``),
 then plays it alone on ``--episodes`` VALIDATION seeds (settings are chosen here; test
 seeds are for reported loop results). A camera is ``name`` or ``name:fovy``.
 
@@ -62,7 +64,7 @@ def cell_job(config_path: Path | None, settings: dict, camera: str, image_size: 
     start = time.perf_counter()
     validation = score(config, policy, task, "validation", episodes)
     eval_seconds = time.perf_counter() - start
-    result = {"camera": camera, "image_size": image_size, "demos": demos, "chunk_size": chunk,
+    result = {"task": task, "camera": camera, "image_size": image_size, "demos": demos, "chunk_size": chunk,
               "demo_successes": sum(e.meta.success for e in episodes_played), "losses": losses,
               "train_seconds": train_seconds, "eval_seconds": eval_seconds, "validation": validation}
     print(f"{camera} {image_size}px {demos} demos H={chunk}: validation success {validation['success_rate']:.0%} "

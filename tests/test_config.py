@@ -29,8 +29,9 @@ def test_defaults_load_and_describe_the_suite():
 
 def test_the_camera_config_loads_a_camera_policy_with_chunks():
     config = load_config(Path(__file__).resolve().parent.parent / "configs" / "camera.yaml")
-    assert config.policy.use_image and config.policy.state_inputs == "proprio+goal"
+    assert config.policy.use_image and config.policy.state_inputs == "proprio"  # no poses, no goal
     assert config.policy.vision_encoder == "conv" and config.policy.chunk_size == 4
+    assert config.policy.estimate_objects and config.env.tasks[:2] == ["button-press-topdown", "drawer-open"]
 
 
 def test_overrides_merge_over_the_file(tmp_path):
