@@ -18,7 +18,7 @@ import numpy as np
 
 from apo_core.config import EnvConfig, PerturbationConfig
 from apo_core.envs.base import Observation, StepOutcome
-from apo_core.envs.perturbations import apply_perturbation
+from apo_core.envs.perturbations import PlainWorld, apply_perturbation
 from apo_core.errors import ConfigError
 
 # A short instruction per task: the VLA's language input. Tasks not listed get one made
@@ -92,7 +92,7 @@ class MetaWorldEnv:
         self.task = task
         self.instruction = INSTRUCTIONS.get(task, task.replace("-", " "))
         self.max_steps = config.max_steps
-        self.perturbation = perturbation
+        self.perturbation: PerturbationConfig | None = None
         self.render = render
         size = config.image_size
         env = envs[env_name](render_mode="rgb_array", camera_name=None, width=size, height=size)
@@ -115,15 +115,28 @@ class MetaWorldEnv:
         renderer = env.mujoco_renderer
         renderer.camera_id = camera_id
         renderer.camera_name = None
-        if perturbation is not None:
-            apply_perturbation(env, camera_id, perturbation)
-        self._env = env
+        self._env, self._camera_id, self._plain = env, camera_id, PlainWorld.of(env)
+        self.perturb(perturbation)
         self._closed = False
         _OPEN_ENVS.add(self)
 
+    def perturb(self, perturbation: PerturbationConfig | None) -> None:
+        """Play the next episodes in ``perturbation``'s world (None: the plain one), changed in
+        place: one world serves every suite (docs/world.md §4)."""
+        if perturbation != self.perturbation:
+            self._plain.restore(self._env)
+            if perturbation is not None:
+                apply_perturbation(self._env, self._camera_id, perturbation)
+            self.perturbation = perturbation
+
     def render_image(self) -> np.ndarray:
         """The camera's view of the current state: [S, S, 3] uint8, rows top to bottom."""
-        frame = self._env.render()
+        # Each world renders in its own GL context, which gymnasium makes current only when
+        # it creates it: with several worlds in a process, the last one created would draw
+        # every other world's frame with its own textures and meshes (docs/world.md §3).
+        renderer = self._env.mujoco_renderer
+        renderer._get_viewer(self._env.render_mode).make_context_current()
+        frame = renderer.render(self._env.render_mode)
         _close_open_envs_at_exit()
         return np.ascontiguousarray(frame[::-1])  # fixed cameras render bottom-up
 

@@ -16,6 +16,8 @@ perturbation on every run and every machine.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from apo_core.config import PerturbationConfig
@@ -26,6 +28,31 @@ _SURFACE_MATERIALS = ("table_wood", "table_col", "basic_floor")
 def _unit_vector(rng: np.random.Generator, dims: int) -> np.ndarray:
     direction = rng.normal(size=dims)
     return direction / np.linalg.norm(direction)
+
+
+@dataclass(frozen=True)
+class PlainWorld:
+    """What a perturbation may change in a MetaWorld env, as built, so that one world can
+    play every suite in turn: restored before the next perturbation is applied."""
+
+    mat_rgba: np.ndarray
+    light_diffuse: np.ndarray
+    light_pos: np.ndarray
+    cam_pos: np.ndarray
+    cam_fovy: np.ndarray
+    reset_space: object  # gymnasium Box of the object's spawn region
+
+    @classmethod
+    def of(cls, env) -> PlainWorld:
+        model = env.model
+        return cls(model.mat_rgba.copy(), model.light_diffuse.copy(), model.light_pos.copy(),
+                   model.cam_pos.copy(), model.cam_fovy.copy(), env._random_reset_space)
+
+    def restore(self, env) -> None:
+        model = env.model
+        model.mat_rgba[:], model.light_diffuse[:], model.light_pos[:] = self.mat_rgba, self.light_diffuse, self.light_pos
+        model.cam_pos[:], model.cam_fovy[:] = self.cam_pos, self.cam_fovy
+        env._random_reset_space = self.reset_space
 
 
 def apply_perturbation(env, camera_id: int, perturbation: PerturbationConfig) -> None:
