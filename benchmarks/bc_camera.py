@@ -5,8 +5,8 @@ in the pixels reach a useful base, and what does an action chunk cost and give?
         [--chunks 1] [--cameras corner2:45] [--episodes 100] [--jobs 2] [--name bc-camera]
 
 Every cell (camera × image size × demonstrations × chunk size H) behaviour-clones a fresh
-camera policy, that of ``--config`` (default ``configs/camera.yaml``: the image and the
-hand, no object poses; ``--set`` changes it, e.g. ``policy.use_image=false`` for a blind
+camera policy, that of ``--config`` (default: the defaults' camera policy, the image and
+the hand, no object poses; ``--set`` changes it, e.g. ``policy.use_image=false`` for a blind
 reference) on that many scripted demonstrations of the config's first task
 (``--set 'env.tasks=[drawer-open]'``), then plays it alone on ``--episodes`` VALIDATION
 seeds (settings are chosen here; test seeds are for reported loop results). A camera is
@@ -31,8 +31,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import report  # noqa: E402
 from learning import _env, labelled, play, score, seeded_config  # noqa: E402
-
-CAMERA_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "camera.yaml"
 
 
 def cell_settings(camera: str, image_size: int, chunk: int) -> dict:
@@ -80,7 +78,7 @@ def main() -> None:
     parser.add_argument("--cameras", nargs="+", default=["corner2:45"])
     parser.add_argument("--episodes", type=int, default=100, help="validation episodes per cell")
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--config", type=Path, default=CAMERA_CONFIG)
+    parser.add_argument("--config", type=Path, help="YAML over the defaults")
     parser.add_argument("--name", default="bc-camera")
     parser.add_argument("--set", dest="settings", nargs="*", default=[], metavar="KEY=VALUE",
                         help="config overrides for every cell, e.g. train.bc_steps=4000")

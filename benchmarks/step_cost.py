@@ -45,10 +45,11 @@ def timed(fns, repeats: int, rounds: int = 5) -> list[float]:
     return [float(np.median(times)) for times in samples]
 
 
-def default_policy() -> ApoVlaPolicy:
-    """A fresh policy as the bootstrap builds it for the embedded defaults (``policy:`` in
-    configs/default.yaml), its statistics from random stand-in expert steps."""
-    config, rows = load_config(), 100
+def fresh_policy(config_path: str | None) -> ApoVlaPolicy:
+    """A fresh policy as the bootstrap builds it for the config (``None``: the embedded
+    defaults, ``policy:`` in configs/default.yaml), its statistics from random stand-in
+    expert steps."""
+    config, rows = load_config(config_path), 100
     rng = np.random.default_rng(0)
     expert_steps = Steps(
         images=np.zeros((rows, config.env.image_size, config.env.image_size, 3), dtype=np.uint8),
@@ -80,9 +81,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=200)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--config", default=None, help="YAML over the defaults, e.g. configs/state.yaml")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    policy = default_policy().train()
+    policy = fresh_policy(args.config).train()
     optimizer = torch.optim.Adam(policy.parameters(), lr=3e-4, fused=True)
     rows = []
     for batch in (16, 32):

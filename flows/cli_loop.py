@@ -14,8 +14,8 @@ from flows.cli_common import UPDATE_METHODS
 
 def add_commands(commands) -> None:
     """Add demo and run to the ``apo`` subparsers."""
-    demo = commands.add_parser("demo", help="bootstrap + 3 APO rounds on the embedded defaults (ephemeral Prefect)")
-    demo.add_argument("--rounds", type=int, default=3)
+    demo = commands.add_parser("demo", help="bootstrap + 2 APO rounds on the embedded defaults (ephemeral Prefect)")
+    demo.add_argument("--rounds", type=int, default=2)
     demo.set_defaults(handler=_demo)
     run = commands.add_parser("run", help="the loop with your config (S3, a Prefect server via PREFECT_API_URL, ...)")
     run.add_argument("--rounds", type=int, default=3, help="run until this many loop rounds exist")

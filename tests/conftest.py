@@ -14,6 +14,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "120"
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+STATE_CONFIG = REPO_ROOT / "configs" / "state.yaml"  # the fast state-only option
 
 
 def use_ephemeral_prefect(root: Path) -> None:
@@ -34,9 +35,11 @@ def bootstrap_and_one_round(config_path: Path):
 
 @pytest.fixture(scope="session")
 def config():
+    """The state-only option (configs/state.yaml): the worlds render and the policies train
+    fastest; tests of the camera policy load the defaults."""
     from apo_core.config import load_config
 
-    return load_config()
+    return load_config(STATE_CONFIG)
 
 
 @pytest.fixture(scope="session")

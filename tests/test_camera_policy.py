@@ -29,8 +29,9 @@ def test_a_keypoint_sits_where_its_feature_fires():
 
 
 def camera_config(**train_settings):
-    config = load_config(None, {"policy": {"use_image": True, "state_inputs": "proprio+goal", "chunk_size": 4}})
-    settings = {"bc_steps": 40, "bc_batch_size": 16, "checkpoint_every": 100, "threads": 1, **train_settings}
+    config = load_config(None, {"policy": {"state_inputs": "proprio+goal", "estimate_objects": False}})
+    settings = {"bc_steps": 40, "bc_batch_size": 16, "checkpoint_every": 100, "threads": 1, "aux_object_weight": 0.0,
+                **train_settings}
     return with_overrides(config, {"train": settings})
 
 

@@ -52,7 +52,7 @@ def test_chunks_stop_at_the_end_of_their_episode():
 @pytest.fixture(scope="module")
 def camera_policies(small_round):
     """Camera policies (conv encoder) with H = 1 and H = 4 and the same weights."""
-    config = load_config(None, {"policy": {"use_image": True, "state_inputs": "proprio+goal"}})
+    config = load_config(None, {"policy": {"use_image": True, "state_inputs": "proprio+goal", "chunk_size": 1}})
     demos = small_round.select(expert_mask(small_round))
     one = ApoVlaPolicy.build(config.policy, demos, image_size=64, action_dim=4, gripper_dim=3, seed=0)
     four_config = config.policy.model_copy(update={"chunk_size": 4})

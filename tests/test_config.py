@@ -27,11 +27,14 @@ def test_defaults_load_and_describe_the_suite():
     assert config.perturbation("lighting").seed == 3
 
 
-def test_the_camera_config_loads_a_camera_policy_with_chunks():
-    config = load_config(Path(__file__).resolve().parent.parent / "configs" / "camera.yaml")
-    assert config.policy.use_image and config.policy.state_inputs == "proprio"  # no poses, no goal
-    assert config.policy.vision_encoder == "conv" and config.policy.chunk_size == 4
-    assert config.policy.estimate_objects and config.env.tasks[:2] == ["button-press-topdown", "drawer-open"]
+def test_the_default_policy_sees_and_the_state_option_reads_poses():
+    camera = load_config()
+    assert camera.policy.use_image and camera.policy.state_inputs == "proprio"  # no poses, no goal
+    assert camera.policy.vision_encoder == "conv" and camera.policy.chunk_size == 4
+    assert camera.policy.estimate_objects and camera.env.tasks[:2] == ["button-press-topdown", "drawer-open"]
+    state = load_config(Path(__file__).resolve().parent.parent / "configs" / "state.yaml")
+    assert not state.policy.use_image and state.policy.state_inputs == "proprio+objects"
+    assert state.env.tasks[: state.loop_tasks] == ["push"]
 
 
 def test_overrides_merge_over_the_file(tmp_path):
@@ -49,7 +52,7 @@ def test_overrides_merge_over_the_file(tmp_path):
         ("evaluation:\n  perturbations:\n    - {name: x, kind: fog, magnitude: 1}\n", "evaluation.perturbations.0.kind"),
         ("env: [unclosed\n", "not valid YAML"),
         ("- a list\n", "expected a mapping"),
-        ("policy: {use_image: true, estimate_objects: true}\n", "policy.estimate_objects needs"),
+        ("train: {aux_object_weight: 0}\n", "policy.estimate_objects needs"),
     ],
 )
 def test_bad_config_names_file_and_field(tmp_path, text, expected):

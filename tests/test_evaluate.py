@@ -1,6 +1,7 @@
 """Evaluation keeps every outcome by seed; the lockstep evaluator plays the same episodes."""
 
 import pytest
+from conftest import STATE_CONFIG
 
 from apo_core.config import load_config
 from apo_core.data.steps import expert_mask
@@ -14,8 +15,7 @@ from apo_core.training import train
 @pytest.fixture(scope="module")
 def state_only(small_round, tmp_path_factory):
     """A state-only policy, briefly behaviour-cloned: it acts without images."""
-    config = load_config(None, {"policy": {"use_image": False, "state_inputs": "proprio+objects"},
-                                "env": {"max_steps": 60}, "evaluation": {"episodes": 6, "lockstep_envs": 4}})
+    config = load_config(STATE_CONFIG, {"env": {"max_steps": 60}, "evaluation": {"episodes": 6, "lockstep_envs": 4}})
     policy = ApoVlaPolicy.build(config.policy, small_round.select(expert_mask(small_round)), image_size=64,
                                 action_dim=4, gripper_dim=3, seed=0)
     settings = config.train.model_copy(update={"bc_steps": 30, "threads": 1, "bc_batch_size": 16})

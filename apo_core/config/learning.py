@@ -24,12 +24,12 @@ class PolicyConfig(Section):
     pretrained: Path | None = Field(None, description="a saved policy directory to start round 0 from (behaviour "
                                     "cloning fine-tunes it); null: built fresh from the config")
     state_inputs: Literal["proprio", "proprio+goal", "proprio+objects"] = Field(
-        "proprio+objects", description="the low-dim state it reads: the hand (proprio), + the goal, or + the "
-        "object poses and the goal (what the simulated human's corrections depend on)")
-    estimate_objects: bool = Field(False, description="apo-vla with an image: the state token also reads the "
+        "proprio", description="the low-dim state it reads: the hand (proprio), + the goal, or + the privileged "
+        "object poses and the goal (the fast state-only option, configs/state.yaml)")
+    estimate_objects: bool = Field(True, description="apo-vla with an image: the state token also reads the "
                                    "image's estimate of the object poses (the object head, trained by "
                                    "train.aux_object_weight; the true poses are never read)")
-    use_image: bool = Field(False, description="true: an image encoder reads the camera (the world then renders "
+    use_image: bool = Field(True, description="true: an image encoder reads the camera (the world then renders "
                             "whenever the policy decides)")
     vision_encoder: Literal["conv", "siglip"] = Field(
         "conv", description="apo-vla's image encoder. conv: a small conv stack whose spatial-softmax keypoints are the "
@@ -42,7 +42,7 @@ class PolicyConfig(Section):
     vision_layers: int = Field(2, ge=1, description="siglip: transformer layers")
     hidden_size: int = Field(128, ge=16, description="decoder width")
     decoder_layers: int = Field(2, ge=1, description="decoder layers")
-    chunk_size: int = Field(1, ge=1, description="H: actions predicted per decision and executed open-loop (the "
+    chunk_size: int = Field(4, ge=1, description="H: actions predicted per decision and executed open-loop (the "
                             "world renders and the policy decodes every H steps; a takeover drops the rest)")
     fast_scale: float = Field(10.0, gt=0, description="paligemma-fast: DCT coefficients are rounded after scaling "
                               "by this (larger: finer, more tokens)")
@@ -135,7 +135,7 @@ class TrainConfig(Section):
     bc_lr: float = Field(3e-4, gt=0, le=1, description="behaviour-cloning learning rate (Adam)")
     aux_weight: float = Field(1.0, ge=0, description="weight of the auxiliary continuous-action regression "
                               "(it grounds the encoder)")
-    aux_object_weight: float = Field(0.0, ge=0, description="weight of the image's auxiliary regression of the "
+    aux_object_weight: float = Field(1.0, ge=0, description="weight of the image's auxiliary regression of the "
                                      "object poses, in behaviour cloning and in every update but dpo's (a "
                                      "training-only target the simulator records; the policy never reads the "
                                      "poses). 0: off, as for recordings without them")

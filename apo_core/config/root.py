@@ -33,7 +33,7 @@ class ApoConfig(Section):
     dataset: DatasetConfig = Field(default_factory=DatasetConfig, description="dataset versioning")
     registry: RegistryConfig = Field(default_factory=RegistryConfig, description="the model store and the gate")
     cluster: ClusterConfig = Field(default_factory=ClusterConfig, description="where the fan-out runs")
-    loop_tasks: int = Field(1, ge=1, description="the loop runs on the first N of env.tasks")
+    loop_tasks: int = Field(2, ge=1, description="the loop runs on the first N of env.tasks")
     paths: PathsConfig = Field(default_factory=PathsConfig, description="where the loop keeps its files")
 
     @model_validator(mode="after")
