@@ -30,7 +30,7 @@ def fleet_config(tmp_path_factory):
     root = tmp_path_factory.mktemp("fleet")
     path = root / "fan_out.yaml"
     path.write_text(f"""
-env: {{max_steps: 80}}
+env: {{tasks: [push], max_steps: 80}}
 collect: {{interactions_per_round: 4, expert_demos_per_task: 3, robots: {ROBOTS}}}
 evaluation: {{episodes: 6, perturbed_episodes: 2, perturbations: [{{name: lighting, kind: lighting, magnitude: 0.5, seed: 3}}]}}
 train: {{bc_steps: 20, epochs: 2, bc_batch_size: 8, threads: 1, checkpoint_every: 10}}

@@ -33,7 +33,7 @@ def tiny_config(tmp_path_factory, s3_endpoint):
     boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=bucket)
     path = root / "tiny.yaml"
     path.write_text(f"""
-env: {{max_steps: 80}}
+env: {{tasks: [push], max_steps: 80}}
 collect: {{interactions_per_round: 3, expert_demos_per_task: 3, robots: [sim-robot-0]}}
 evaluation: {{episodes: 2, perturbations: [{{name: lighting, kind: lighting, magnitude: 0.5, seed: 3}}]}}
 train: {{bc_steps: 20, epochs: 5, bc_batch_size: 8, threads: 1, checkpoint_every: 10}}

@@ -181,7 +181,7 @@ def test_a_stored_record_of_the_wrong_shape_names_its_object_and_key(store, work
 # ----- 5. inputs that pass the door but are wrong --------------------------------------------
 def test_collection_seeds_that_overlap_the_validation_seeds_are_refused(store, work):
     one_line(cli(store, work, "--set", "collect.seed=799900000", "collect", "--task", "push", "--episodes", "1",
-                 "--policy", "random"), "collect.seed", "overlap the validation seeds [800000000, 800000200)")
+                 "--policy", "random"), "collect.seed", "overlap the validation seeds [800000000, 800000100)")
 
 
 def test_a_second_collector_for_the_same_robot_is_refused(store, work):

@@ -54,7 +54,7 @@ def served_round(tmp_path_factory, s3_endpoint):
                 time.sleep(1)
         config = root / "tiny.yaml"
         config.write_text(f"""
-env: {{max_steps: 80}}
+env: {{tasks: [push], max_steps: 80}}
 collect: {{interactions_per_round: 3, expert_demos_per_task: 3, robots: [sim-robot-0]}}
 evaluation: {{episodes: 4, perturbations: [{{name: lighting, kind: lighting, magnitude: 0.5, seed: 3}}]}}
 train: {{bc_steps: 20, epochs: 5, bc_batch_size: 8, threads: 1}}

@@ -39,7 +39,7 @@ def test_status_reports_champion_last_decision_and_interactions_until_the_next_r
     registry.set_champion(0, action="promote", who="pipeline", reason="first round: no champion yet")
     registry.record_rejection(1, who="pipeline", reason="not significantly better")
     registry.set_champion(2, action="promote", who="pipeline", reason="significantly better: +25%")
-    pending = interaction_dir(config, 3, "push", "sim-robot-0")
+    pending = interaction_dir(config, 3, config.env.tasks[0], "sim-robot-0")
     pending.mkdir(parents=True)
     for path in sorted(small_round_dirs[1].glob("episode-*.parquet"))[:2]:
         shutil.copy(path, pending / path.name)
