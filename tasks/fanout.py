@@ -104,7 +104,7 @@ def warm_workers(config: ApoConfig) -> list:
     from apo_core.loop.learner import round_suites
 
     tasks = loop_tasks(config)
-    at_once = max(len(config.collect.robots) * len(tasks),
+    at_once = max(len(config.collect.robots),
                   len(evaluation_chunks(config, tasks=tasks, suites=round_suites(config))))
     workers = min(at_once, int(ray.cluster_resources().get("CPU", 1)))
     prepare = ray.remote(_warm_worker)

@@ -8,12 +8,14 @@ collection over the fleet (each robot's share is one task on :class:`tasks.fanou
 
 from __future__ import annotations
 
+from functools import reduce
 from pathlib import Path
 
 from prefect import task
 
 from apo_core.config import ApoConfig
 from apo_core.loop import robots
+from apo_core.recording.collector import CollectionSummary
 from tasks import IO_RETRIES, STEP
 from tasks.events import announce, flush_events
 from tasks.fanout import FanOut
@@ -42,8 +44,17 @@ def deploy_champion(config: ApoConfig) -> tuple[int, Path]:
 
 @task(name="collect-interactions", **STEP)
 def collect_interactions(config: ApoConfig, round_number: int, policy_round: int, model_dir: Path,
-                         task_name: str, robot: str) -> dict:
-    """One robot's share of round N (resumes from its episodes on disk)."""
+                         task_names: list[str], robot: str) -> dict:
+    """One robot's share of round N, task after task: a robot is one writer (its lock,
+    apo_core/recording/locks.py), so its tasks are never collected at once. Resumes from
+    its episodes on disk."""
+    summaries = [_collect_task(config, round_number, policy_round, model_dir, task_name, robot)
+                 for task_name in task_names]
+    return reduce(CollectionSummary.merged, summaries).to_dict()
+
+
+def _collect_task(config: ApoConfig, round_number: int, policy_round: int, model_dir: Path, task_name: str,
+                  robot: str) -> CollectionSummary:
     total = config.collect.robot_share(robot)
     progress = StepProgress(f"round {round_number}: {robot} collects {task_name}", total, "episodes")
     counts = {"done": 0, "takeovers": 0, "successes": 0}
@@ -62,7 +73,7 @@ def collect_interactions(config: ApoConfig, round_number: int, policy_round: int
     finally:
         flush_events()
     progress.close()
-    return summary.to_dict()
+    return summary
 
 
 @task(name="collect-as-robot", **STEP)
@@ -92,7 +103,7 @@ def collect_round(config: ApoConfig, fan_out: FanOut, round_number: int, policy_
     progress shown here is read from the episodes arriving in the store.
     """
     calls = [dict(config=config, round_number=round_number, policy_round=policy_round, model_dir=model_dir,
-                  task_name=task_name, robot=robot) for task_name in task_names for robot in config.collect.robots]
+                  task_names=task_names, robot=robot) for robot in config.collect.robots]
     if not fan_out.parallel:  # each robot's task shows its own progress
         fan_out.map(collect_interactions, calls)
         return robots.collection_stats(config, round_number, task_names)

@@ -267,3 +267,29 @@ def test_robots_collect_with_the_champion_of_the_moment_and_the_learner_takes_wh
     assert summary["round"] == number
     lineage = json.loads((config.paths.workdir / "workspace" / "lineage" / f"round-{number:04d}.json").read_text())
     assert sorted(lineage["new_episode_ids"]) == sorted(e.meta.episode_id for e in episodes)
+
+
+def test_a_robot_collects_its_tasks_one_after_another(ray_round, tmp_path):
+    """A robot is one writer. Two tasks, and a robot whose share is none (its calls end at
+    once): the other robot's second task waits for its first instead of starting beside it
+    on the free worker and meeting its own lock."""
+    from prefect import flow
+
+    from tasks.fanout import FanOut
+    from tasks.robot_tasks import collect_round
+
+    config, _ = ray_round
+    model = round_dir(config, 0) / "model"
+    config = config.model_copy(update={
+        "env": config.env.model_copy(update={"tasks": ["push", "reach"]}),
+        "collect": config.collect.model_copy(update={"interactions_per_round": 1}),  # robot 0: 1, robot 1: 0
+        "paths": config.paths.model_copy(update={"workdir": tmp_path / "work"})})
+
+    @flow(name="one-robot-two-tasks")
+    def collect_on_ray() -> dict:
+        with FanOut(config) as fan_out:
+            return collect_round(config, fan_out, 1, 0, model, ["push", "reach"])
+
+    assert collect_on_ray()["episodes"] == 2
+    for task in ("push", "reach"):
+        assert len(EpisodeStore(interaction_dir(config, 1, task, ROBOTS[0]))) == 1
