@@ -1,7 +1,9 @@
 """The camera policy: spatial-softmax keypoints find where a feature fires, the conv policy
-saves and loads exactly, behaviour cloning's object head learns from recorded poses, every
-update refits it, and a policy that estimates the objects reads the head's estimate, never
+saves and loads exactly, behaviour cloning's object head learns from recorded poses (and
+leaves out steps recorded without them), every update refits it, and a policy that estimates the objects reads the head's estimate, never
 the poses."""
+
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -63,6 +65,18 @@ def test_behaviour_cloning_teaches_the_image_where_the_objects_are(small_round, 
                              gripper_dim=3, seed=0),
           small_round, "bc", plain.train, tmp_path / "plain", on_step=lambda step, total, m: plain_losses.append(m))
     assert plain_losses and all("object_mse" not in m for m in plain_losses)
+
+
+def test_steps_recorded_without_poses_are_left_out_of_the_object_loss(small_round, tmp_path):
+    config = camera_config(aux_object_weight=1.0, bc_steps=6)
+    demos = small_round.select(expert_mask(small_round))
+    first = demos.episode_ids == demos.episode_ids[0]
+    for name, unrecorded, losses in (("none", np.ones(len(demos), bool), []), ("some", first, [])):
+        steps = replace(demos, environment_state=np.where(unrecorded[:, None], 0.0, demos.environment_state))
+        policy = ApoVlaPolicy.build(config.policy, demos, image_size=64, action_dim=4, gripper_dim=3, seed=0)
+        train(policy, steps, "bc", config.train, tmp_path / name, on_step=lambda step, total, m: losses.append(m))
+        recorded = [m for m in losses if "object_mse" in m]
+        assert len(losses) == 6 and (not recorded if name == "none" else len(recorded) == 6), name
 
 
 @pytest.mark.parametrize("method", ["dagger", "apo"])

@@ -138,7 +138,7 @@ class TrainConfig(Section):
     aux_object_weight: float = Field(1.0, ge=0, description="weight of the image's auxiliary regression of the "
                                      "object poses, in behaviour cloning and in every update but dpo's (a "
                                      "training-only target the simulator records; the policy never reads the "
-                                     "poses). 0: off, as for recordings without them")
+                                     "poses; steps recorded without poses are left out). 0: off")
     augment_shift: int = Field(4, ge=0, description="random-shift image augmentation, pixels (image policies)")
     epochs: float = Field(10, gt=0, le=1000, description="the update's budget: passes over the human-correction steps "
                           "(the authors' unit; they run 50)")

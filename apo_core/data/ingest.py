@@ -146,8 +146,10 @@ def _episode(table, rows, where, mapping, intervention, info, task_names, env_wi
     actions = _column(table, mapping.action, rows, where).astype(np.float32)
     human = _column(table, intervention, rows, where)[:, 0].astype(bool)
     steps = len(rows)
+    # A real robot may record no poses: zeros say "not recorded" (data.steps.poses_recorded),
+    # and training leaves those steps out of the object head's loss.
     env_state = (_column(table, mapping.environment_state, rows, where) if mapping.environment_state
-                 in table.column_names else np.zeros((steps, env_width)))  # a real robot may record none
+                 in table.column_names else np.zeros((steps, env_width)))
     successes = (_column(table, mapping.success, rows, where)[:, 0].astype(bool)
                  if mapping.success in table.column_names else np.zeros(steps, dtype=bool))
     rewards = (_column(table, mapping.reward, rows, where)[:, 0] if mapping.reward in table.column_names

@@ -144,6 +144,13 @@ def expert_mask(steps: Steps) -> np.ndarray:
     return steps.acted_by == ActedBy.EXPERT_DEMO
 
 
+def poses_recorded(environment_state: np.ndarray) -> np.ndarray:
+    """Rows [N, E] whose object poses were recorded. A recording without them (a real
+    robot's, ingested) stores zeros; a recorded pose never is all zero, its quaternion
+    having norm 1."""
+    return np.any(environment_state != 0, axis=1)
+
+
 def action_chunks(actions: np.ndarray, episode_ids: np.ndarray, horizon: int) -> np.ndarray:
     """Per-step actions [N, D] -> chunks [N, H, D]: row t holds the actions of steps t … t+H-1
     of its episode, the episode's last action repeated past its end. The rows of an episode

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from apo_core.config import TrainConfig
-from apo_core.data.steps import Steps, action_chunks
+from apo_core.data.steps import Steps, action_chunks, poses_recorded
 from apo_core.labels import Label, chunk_labels
 from apo_core.policy import ActionScores, Policy
 from apo_core.training.run import Notice, ProgressCallback, optimise, resolve_device, run_identity
@@ -71,11 +71,14 @@ class Trainer(ABC):
         against the poses recorded on ``index``'s steps (docs/policies.md §6). Every method
         that scores the batch's own observations adds it, so the estimate a camera policy
         reads (``policy.estimate_objects``) is refitted to each round's frames instead of
-        drifting with the encoder the update moves. Unchanged where the policy has no head."""
-        if scores.aux_objects is None or self.config.aux_object_weight == 0:
+        drifting with the encoder the update moves. Steps recorded without poses (an ingested
+        recording) are left out rather than fitted to zeros. Unchanged where the policy has
+        no head or no step of the batch has poses."""
+        recorded = poses_recorded(self.steps.environment_state[index])
+        if scores.aux_objects is None or self.config.aux_object_weight == 0 or not recorded.any():
             return loss, metrics
-        target = self.policy.object_targets(self.steps.environment_state[index], self.device)
-        objects = F.mse_loss(scores.aux_objects, target)
+        target = self.policy.object_targets(self.steps.environment_state[index][recorded], self.device)
+        objects = F.mse_loss(scores.aux_objects[torch.from_numpy(recorded).to(scores.aux_objects.device)], target)
         return loss + self.config.aux_object_weight * objects, {**metrics, "object_mse": objects.detach()}
 
     def trainable(self) -> nn.Module:
