@@ -103,7 +103,11 @@ def labelled(config, episodes):
     from apo_core.data.steps import Steps, demonstrates_task, episode_steps
     from apo_core.labels import Label
 
-    steps = Steps.concat([episode_steps(e, config.labels) for e in episodes if demonstrates_task(e)])
+    kept = [e for e in episodes if demonstrates_task(e)]
+    if not kept:  # e.g. every expert demonstration cut short by env.max_steps
+        raise ValueError(f"none of {len(episodes)} episodes shows the task (a failed demonstration teaches "
+                         f"nothing); env.max_steps is {config.env.max_steps}")
+    steps = Steps.concat([episode_steps(e, config.labels) for e in kept])
     return steps.select(steps.labels != Label.DROPPED)
 
 
