@@ -1,7 +1,7 @@
 """The camera policy: spatial-softmax keypoints find where a feature fires, the conv policy
 saves and loads exactly, behaviour cloning's object head learns from recorded poses (and
-leaves out steps recorded without them), every update refits it, and a policy that estimates the objects reads the head's estimate, never
-the poses."""
+leaves out steps recorded without them), every update refits it, and a policy that
+estimates the objects reads the head's estimate, never the poses."""
 
 from dataclasses import replace
 

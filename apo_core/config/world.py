@@ -78,7 +78,8 @@ class CollectConfig(Section):
     interactions_per_round: int = Field(20, ge=1, le=COLLECTION_SEEDS_PER_ROUND, description="episodes per round "
                                         "and loop task, whole fleet (the paper updates every 20)")
     expert_demos_per_task: int = Field(5, ge=0, le=10_000, description="scripted demonstrations per loop task for "
-                                       "round 0 (5 each: the camera policy clones to ~30% on the two loop tasks, room to learn)")
+                                       "round 0 (5 each: the camera policy clones to ~30% on the two loop tasks, "
+                                       "room to learn)")
     seed: int = Field(0, ge=0, description="first collection seed; robot r of n plays round N on "
                       "seed + 100000·N + r·100000/n + i")
     robots: list[str] = Field(default_factory=lambda: ["sim-robot-0", "sim-robot-1"], min_length=1,

@@ -50,8 +50,8 @@ class PlainWorld:
 
     def restore(self, env) -> None:
         model = env.model
-        model.mat_rgba[:], model.light_diffuse[:], model.light_pos[:] = self.mat_rgba, self.light_diffuse, self.light_pos
-        model.cam_pos[:], model.cam_fovy[:] = self.cam_pos, self.cam_fovy
+        model.mat_rgba[:], model.light_diffuse[:] = self.mat_rgba, self.light_diffuse
+        model.light_pos[:], model.cam_pos[:], model.cam_fovy[:] = self.light_pos, self.cam_pos, self.cam_fovy
         env._random_reset_space = self.reset_space
 
 

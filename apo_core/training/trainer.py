@@ -74,11 +74,12 @@ class Trainer(ABC):
         drifting with the encoder the update moves. Steps recorded without poses (an ingested
         recording) are left out rather than fitted to zeros. Unchanged where the policy has
         no head or no step of the batch has poses."""
-        recorded = poses_recorded(self.steps.environment_state[index])
+        poses = self.steps.environment_state[index]
+        recorded = poses_recorded(poses)
         if scores.aux_objects is None or self.config.aux_object_weight == 0 or not recorded.any():
             return loss, metrics
-        target = self.policy.object_targets(self.steps.environment_state[index][recorded], self.device)
-        objects = F.mse_loss(scores.aux_objects[torch.from_numpy(recorded).to(scores.aux_objects.device)], target)
+        estimated = scores.aux_objects[torch.from_numpy(recorded).to(scores.aux_objects.device)]
+        objects = F.mse_loss(estimated, self.policy.object_targets(poses[recorded], self.device))
         return loss + self.config.aux_object_weight * objects, {**metrics, "object_mse": objects.detach()}
 
     def trainable(self) -> nn.Module:
