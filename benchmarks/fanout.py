@@ -291,7 +291,7 @@ def report_rates(args, work: Path) -> None:
            {"evaluation_episodes_per_second": rates, "eval_episodes": args.eval_episodes})
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=None, help="a config layered over the defaults (default: none)")
     parser.add_argument("--robots", type=int, default=2)
@@ -306,35 +306,18 @@ def main() -> None:
     args = parser.parse_args()
     if args.pairs < 1:
         parser.error(f"--pairs: expected at least 1, got {args.pairs}")
-    from flows.lifelong import bootstrap
+    return args
 
-    work = RESULTS / "fanout-work"
-    if args.rates_only:
-        report_rates(args, work)
-        return
-    started = time.perf_counter()
-    if not (args.reuse_bootstrap and (work / "base" / "bootstrapped").exists()):
-        shutil.rmtree(work, ignore_errors=True)
-        work.mkdir(parents=True)
-        bootstrap(str(config_file(work, args, "local")), str(work / "base"))
-        (work / "base" / "bootstrapped").touch()
-    serial_config, ray_config = config_file(work, args, "local"), config_file(work, args, "ray")
-    serial, on_ray, pair_ratios = paired_rounds(work, serial_config, ray_config, args.pairs)
+
+def round_rows(serial: dict, on_ray: dict, pair_ratios: list[float], tasks_per_round: int,
+               per_task: float) -> tuple[list[list], dict]:
+    """The table's rows for the two rounds, and the figures the JSON keeps beside them."""
     ratio_interval = mean_interval(pair_ratios)
-    per_task = per_task_cost(ray_config)
-    from apo_core.config import load_config
-    from apo_core.evaluate import evaluation_chunks
-    from apo_core.loop.learner import round_suites
-
-    config = load_config(ray_config)
-    tasks_per_round = len(config.collect.robots) + len(evaluation_chunks(config, tasks=config.env.tasks[:1],
-                                                                         suites=round_suites(config)))
     ray_start, round_s = on_ray["ray start"], on_ray["round"]
     cold_round = round_s + ray_start + on_ray["warm-up"]
     cold_serial = serial["round"] + serial["warm-up"]  # (this process building its worlds)
     task_cost = tasks_per_round * per_task
     demo_rounds = 3  # apo demo's rounds on its one cluster (its bootstrap, also on it, not counted)
-    rates = {} if args.no_rates else evaluation_rates(args, work)
     rows = [["round, serial (engine: local, warm)", round(serial["round"], 1), "-"],
             ["round, Ray with 2 workers (started, warm)", round(round_s, 1),
              f"ratio {round_s / serial['round']:.2f} (goal <= 0.6)"],
@@ -363,17 +346,49 @@ def main() -> None:
     perfect_split = (round_s - sum(on_ray[phase] - serial[phase] / 2 for phase in split)) / serial["round"]
     rows += [["bound: dataset + update free in both rounds", "-", f"ratio {free_learner:.2f}"],
              ["bound: collect and evaluate split exactly x2", "-", f"ratio {perfect_split:.2f}"]]
+    figures = {"serial": serial, "ray": on_ray, "ratio": round_s / serial["round"],
+               "pair_ratios": pair_ratios, "pair_ratio_mean_ci95": ratio_interval,
+               "ratio_free_learner": free_learner, "ratio_perfect_split": perfect_split,
+               "ratio_paying_start_and_warm_up": cold_round / cold_serial, "ray_start_seconds": ray_start,
+               "per_task_seconds": per_task, "overhead_share_one_round": (ray_start + task_cost) / round_s}
+    return rows, figures
+
+
+def tasks_in_a_round(config_path: Path) -> int:
+    """Prefect tasks a round submits to Ray: one collection per robot, one per evaluation chunk."""
+    from apo_core.config import load_config
+    from apo_core.evaluate import evaluation_chunks
+    from apo_core.loop.learner import round_suites
+
+    config = load_config(config_path)
+    chunks = evaluation_chunks(config, tasks=config.env.tasks[:1], suites=round_suites(config))
+    return len(config.collect.robots) + len(chunks)
+
+
+def main() -> None:
+    args = parse_args()
+    from flows.lifelong import bootstrap
+
+    work = RESULTS / "fanout-work"
+    if args.rates_only:
+        report_rates(args, work)
+        return
+    started = time.perf_counter()
+    if not (args.reuse_bootstrap and (work / "base" / "bootstrapped").exists()):
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        bootstrap(str(config_file(work, args, "local")), str(work / "base"))
+        (work / "base" / "bootstrapped").touch()
+    serial_config, ray_config = config_file(work, args, "local"), config_file(work, args, "ray")
+    serial, on_ray, pair_ratios = paired_rounds(work, serial_config, ray_config, args.pairs)
+    rows, figures = round_rows(serial, on_ray, pair_ratios, tasks_in_a_round(ray_config), per_task_cost(ray_config))
+    rates = {} if args.no_rates else evaluation_rates(args, work)
     rows += [[f"evaluation, {where}", f"{rate} episodes/s" if rate != "-" else rate, speed_up]
              for where, rate, speed_up in (rate_rows(rates) if rates else [])]
     report("fanout", ["what", "seconds", "note"], rows,
-           {"serial": serial, "ray": on_ray, "ratio": round_s / serial["round"],
-            "pair_ratios": pair_ratios, "pair_ratio_mean_ci95": ratio_interval,
-            "ratio_free_learner": free_learner, "ratio_perfect_split": perfect_split,
-            "ratio_paying_start_and_warm_up": cold_round / cold_serial, "ray_start_seconds": ray_start,
-            "per_task_seconds": per_task, "overhead_share_one_round": (ray_start + task_cost) / round_s,
-            "evaluation_episodes_per_second": rates, "robots": args.robots, "eval_episodes": args.eval_episodes,
-            "config": args.config, "wall_seconds": time.perf_counter() - started})
-
+           {**figures, "evaluation_episodes_per_second": rates, "robots": args.robots,
+            "eval_episodes": args.eval_episodes, "config": args.config,
+            "wall_seconds": time.perf_counter() - started})
 
 if __name__ == "__main__":
     main()
