@@ -100,8 +100,8 @@ def main() -> None:
                      f"{v['success_rate']:.0%} [{v['ci95_low']:.0%}, {v['ci95_high']:.0%}]",
                      *(round(r["losses"].get(name, float("nan")), 3) for name in ("nll", "aux_mse", "object_mse")),
                      round(r["train_seconds"]), round(args.episodes / r["eval_seconds"], 2)])
-    report(args.name, ["camera", "px", "demos", "H", f"success ({args.episodes} val seeds)", "bc nll", "aux mse", "object mse",
-                       "train s", "eval eps/s/core"], rows,
+    report(args.name, ["camera", "px", "demos", "H", f"success ({args.episodes} val seeds)", "bc nll", "aux mse",
+                       "object mse", "train s", "eval eps/s/core"], rows,
            {"command": " ".join(sys.argv), "wall_seconds": time.perf_counter() - started, "settings": settings,
             "cells": results})
 

@@ -148,6 +148,14 @@ def base_job(config_path: Path | None, settings: dict, seed: int, work: Path, te
     return result
 
 
+def collection_figures(collected: list) -> dict:
+    """How much the human had to do in the collected episodes, and how many succeeded."""
+    return {"takeovers_per_episode": float(np.mean([e.meta.n_takeovers for e in collected])),
+            "human_step_share": float(sum(e.is_intervention.sum() for e in collected)
+                                      / sum(len(e) for e in collected)),
+            "collection_success": float(np.mean([e.meta.success for e in collected]))}
+
+
 def method_job(config_path: Path | None, settings: dict, seed: int, name: str, rounds: int, work: Path,
                test_episodes: int) -> dict:
     """``rounds`` rounds of the loop with one method, from the seed's round 0."""
@@ -196,10 +204,7 @@ def method_job(config_path: Path | None, settings: dict, seed: int, name: str, r
             champion_val, champion_test = validation, test
         history.append({
             "round": number, "promoted": promoted, "reason": reason,
-            "takeovers_per_episode": float(np.mean([e.meta.n_takeovers for e in collected])),
-            "human_step_share": float(sum(e.is_intervention.sum() for e in collected) / sum(len(e) for e in collected)),
-            "collection_success": float(np.mean([e.meta.success for e in collected])),
-            "human_steps_total": int(np.sum(steps.labels == Label.HUMAN)),
+            **collection_figures(collected), "human_steps_total": int(np.sum(steps.labels == Label.HUMAN)),
             "candidate_validation": validation["success_rate"], "champion_validation": champion_val["success_rate"],
             "candidate_test": test["success_rate"], "champion_test": champion_test["success_rate"],
             "champion_gain_vs_round0": paired_gain(champion_test, base["test"]),
@@ -325,12 +330,13 @@ def main() -> None:
             bases = _run_all(pool, [(work / f"seed-{s}" / "base.json", base_job, args.config, settings, s, work,
                                      args.test_episodes) for s in args.seeds])
             # Method by method, every seed of one before the next: a run cut short has whole rows.
-            runs = _run_all(pool, [(work / f"seed-{s}" / f"{m}.json", method_job, args.config, settings, s, m, args.rounds,
-                                    work, args.test_episodes) for m in args.methods for s in args.seeds])
+            runs = _run_all(pool, [(work / f"seed-{s}" / f"{m}.json", method_job, args.config, settings, s, m,
+                                    args.rounds, work, args.test_episodes) for m in args.methods for s in args.seeds])
     wall = time.perf_counter() - started
     rows = summary_rows(bases, runs, args.rounds)
-    report(args.name, ["method", "round", "seeds", "candidate validation success", "candidate test success", "champion test success", "paired gain vs round 0", "takeovers/ep",
-                       "promoted", "train s", "eval s"], rows,
+    report(args.name, ["method", "round", "seeds", "candidate validation success", "candidate test success",
+                       "champion test success", "paired gain vs round 0", "takeovers/ep", "promoted", "train s",
+                       "eval s"], rows,
            {"seeds": args.seeds, "rounds": args.rounds, "test_episodes": args.test_episodes, "jobs": args.jobs,
             "wall_seconds": wall, "settings": settings,
             "config": seeded_config(args.config, 0, settings=settings).model_dump(mode="json"),

@@ -37,7 +37,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import RESULTS, report  # noqa: E402
-from learning import METHODS, _env, _run_all, labelled, play, play_in, seeded_config  # noqa: E402
+from learning import METHODS, _env, _run_all, collection_figures, labelled, play, play_in, seeded_config  # noqa: E402
 
 PAPER_AVERAGE = {"base": 21.3, "kto": 24.0, "apo": 28.0}  # APO Table I, success % over its perturbations
 _WORLDS: dict = {}
@@ -131,8 +131,7 @@ def suite_job(config_path: Path | None, seed: int, suite: str, methods: list[str
         print(f"seed {seed} {suite} {name}: {score['suites'][suite]:.0%} "
               f"({results[name]['paired_vs_base']['difference']:+.0%} vs round 0)", flush=True)
     return {"seed": seed, "suite": suite, "base": base["test"][suite]["suites"][suite],
-            "takeovers_per_episode": float(np.mean([e.meta.n_takeovers for e in collected])),
-            "collection_success": float(np.mean([e.meta.success for e in collected])), "methods": results}
+            **collection_figures(collected), "methods": results}
 
 
 def summary_rows(runs: list[dict], suites: list[str], methods: list[str]) -> list[list]:

@@ -138,7 +138,8 @@ def mfu(parameters: int, sequence_tokens: float, samples_per_s: float, device: t
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", nargs="+", choices=list(SIZES), default=["tiny"])
-    parser.add_argument("--kind", nargs="+", choices=["apo-vla", "paligemma-fast"], default=["apo-vla", "paligemma-fast"])
+    parser.add_argument("--kind", nargs="+", choices=["apo-vla", "paligemma-fast"],
+                        default=["apo-vla", "paligemma-fast"])
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--chunk-size", type=int, default=4, help="paligemma-fast's action chunk")

@@ -38,8 +38,8 @@ def main() -> None:
     env = make_env("push", config.env)
     template = EpisodeStore.for_writing(work / "template")
     collect_episodes(env, RandomActor(4), SimulatedHuman(ScriptedExpert(env), env, config.takeover), template,
-                     collection="template", until=args.episodes_per_round, base_seed=0, source="interaction", policy_round=0,
-                     robot_id="bench", fps=config.env.fps)
+                     collection="template", until=args.episodes_per_round, base_seed=0, source="interaction",
+                     policy_round=0, robot_id="bench", fps=config.env.fps)
     episodes = list(template)
     workspace = workspace_for(config).ensure()
     rows, timings = [], []
