@@ -24,8 +24,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import RESULTS, report  # noqa: E402
 
-os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+from flows.cli_loop import prefect_defaults  # noqa: E402
+
+prefect_defaults()  # as `apo run` sets Prefect up: logs at INFO to its API, none on the console
 
 from apo_core.data import round_dataset  # noqa: E402
 from apo_core.loop import learner, robots  # noqa: E402

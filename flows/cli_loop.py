@@ -31,7 +31,7 @@ def _run(config: ApoConfig, args: argparse.Namespace) -> None:
     run_loop(config, rounds=args.rounds, method=args.method)
 
 
-def _prefect_defaults() -> None:
+def prefect_defaults() -> None:
     """Prefect settings a 2-core machine needs (docs/deployment.md §7), unless the user set them.
 
     Every flow and task logs at INFO to the Prefect API (the UI's Logs tab reads like the
@@ -47,7 +47,7 @@ def _prefect_defaults() -> None:
 
 def run_loop(config: ApoConfig, *, rounds: int, method: str) -> list[dict]:
     """Bootstrap if needed, then run rounds until ``rounds`` loop rounds exist; print the table."""
-    _prefect_defaults()
+    prefect_defaults()
     from apo_core.loop import report
     from apo_core.loop.layout import next_round, round_history
     from flows.lifelong import lifelong
