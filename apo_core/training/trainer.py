@@ -74,9 +74,11 @@ class Trainer(ABC):
         drifting with the encoder the update moves. Steps recorded without poses (an ingested
         recording) are left out rather than fitted to zeros. Unchanged where the policy has
         no head or no step of the batch has poses."""
+        if scores.aux_objects is None or self.config.aux_object_weight == 0:
+            return loss, metrics
         poses = self.steps.environment_state[index]
         recorded = poses_recorded(poses)
-        if scores.aux_objects is None or self.config.aux_object_weight == 0 or not recorded.any():
+        if not recorded.any():
             return loss, metrics
         estimated = scores.aux_objects[torch.from_numpy(recorded).to(scores.aux_objects.device)]
         objects = F.mse_loss(estimated, self.policy.object_targets(poses[recorded], self.device))
