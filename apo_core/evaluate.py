@@ -207,7 +207,7 @@ def chunk_envs(config: ApoConfig, chunk: EvalChunk) -> list[RobotEnv]:
                         count=min(config.evaluation.lockstep_envs, len(chunk.seeds)))
 
 
-def evaluate_chunk(
+def play_chunk(
     config: ApoConfig,
     make_actor: Callable[[RobotEnv], Actor],
     chunk: EvalChunk,
@@ -263,5 +263,5 @@ def evaluate(
     evaluates in parallel (:func:`evaluation_chunks`), played one after another.
     """
     chunks = evaluation_chunks(config, tasks=tasks, suites=suites, episodes=episodes, split=split)
-    return merge_chunks([evaluate_chunk(config, make_actor, chunk, with_human=with_human,
+    return merge_chunks([play_chunk(config, make_actor, chunk, with_human=with_human,
                                         on_episode=on_episode) for chunk in chunks])

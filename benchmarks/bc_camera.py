@@ -24,13 +24,11 @@ import argparse
 import itertools
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 
+# Run as `python benchmarks/bc_camera.py`: this folder on the path lets it import its sibling `common`.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import report  # noqa: E402
-from learning import _env, labelled, play, score, seeded_config  # noqa: E402
+from common import RESULTS, expert_demos, job_pool, labelled, report, score, seeded_config  # noqa: E402
 
 
 def cell_settings(camera: str, image_size: int, chunk: int) -> dict:
@@ -44,15 +42,13 @@ def cell_job(config_path: Path | None, settings: dict, camera: str, image_size: 
     """Behaviour cloning on ``demos`` demonstrations, scored on the validation seeds."""
     import torch
 
-    from apo_core.human import ScriptedExpert
-    from apo_core.loop.learner import train_policy
+    from apo_core.loop.update import train_policy
 
     torch.set_num_threads(1)
     # the cell's camera, size and H, then --set over them (it may make the policy blind or privileged)
     config = seeded_config(config_path, 0, settings, cell_settings(camera, image_size, chunk))
     task = config.env.tasks[0]
-    demo_seeds = [config.collect.seed + i for i in range(demos)]
-    _, episodes_played = play(config, task, ScriptedExpert(_env(config, task)), None, demo_seeds, "expert")
+    episodes_played = expert_demos(config, task, demos)
     losses = {}
     start = time.perf_counter()
     policy = train_policy(config, labelled(config, episodes_played), "bc",
@@ -87,10 +83,10 @@ def main() -> None:
 
     settings = parse_assignments(args.settings)
 
-    work = Path(__file__).resolve().parent / "results" / f"{args.name}-work"
+    work = RESULTS / f"{args.name}-work"
     cells = list(itertools.product(args.cameras, args.image_sizes, args.demos, args.chunks))
     started = time.perf_counter()
-    with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
+    with job_pool(args.jobs) as pool:
         futures = [pool.submit(cell_job, args.config, settings, *cell, args.episodes, work) for cell in cells]
         results = [future.result() for future in futures]
     rows = []

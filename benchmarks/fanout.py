@@ -41,8 +41,9 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+# Run as `python benchmarks/fanout.py`: this folder on the path lets it import its sibling `common`.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import RESULTS, report  # noqa: E402
+from common import RESULTS, report  # noqa: E402
 
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -98,10 +99,9 @@ def timed_round(config_path: Path, workdir: Path) -> dict[str, float]:
     from prefect import flow
 
     from apo_core.config import load_config
-    from apo_core.loop.layout import loop_tasks
-    from apo_core.loop.learner import prepare_worker
     from flows.lifelong import lifelong_round
     from tasks.fanout import ray_cluster
+    from tasks.round_tasks import round_warm_up
 
     seconds: dict[str, float] = dict.fromkeys({**PHASES, **DATASET}, 0.0)
 
@@ -109,12 +109,13 @@ def timed_round(config_path: Path, workdir: Path) -> dict[str, float]:
     def run() -> None:
         start = time.perf_counter()
         config = load_config(config_path, {"paths": {"workdir": str(workdir)}})
-        with ray_cluster(config) as warming:
+        warm_up = round_warm_up(config)
+        with ray_cluster(config, warm_up) as warming:
             seconds["ray start"] = time.perf_counter() - start
             if warming:  # (ray.get would start a Ray of its own when there is none)
                 ray.get(warming)
             elif config.cluster.engine == "local":  # this process plays the round: its worlds, as the workers'
-                prepare_worker(config, loop_tasks(config))
+                warm_up.prepare()
             seconds["warm-up"] = time.perf_counter() - start - seconds["ray start"]
             start = time.perf_counter()
             with phases_timed(seconds):
@@ -165,6 +166,7 @@ def per_task_cost(config_path: Path) -> float:
 
     from apo_core.config import load_config
     from tasks.fanout import FanOut, ray_cluster
+    from tasks.round_tasks import round_warm_up
 
     @task(name="no-op")
     def no_op(i: int) -> int:
@@ -174,7 +176,7 @@ def per_task_cost(config_path: Path) -> float:
 
     @flow(name="ray-task-cost")
     def measure() -> float:
-        with ray_cluster(config), FanOut(config) as fan_out:
+        with ray_cluster(config, round_warm_up(config)), FanOut(config) as fan_out:
             fan_out.map(no_op, [dict(i=i) for i in range(4)])  # after the workers' warm-ups
             start = time.perf_counter()
             fan_out.map(no_op, [dict(i=i) for i in range(40)])
@@ -196,14 +198,14 @@ def evaluation_rate(config_path: Path, model_dir: Path, episodes: int) -> float:
     from prefect import flow
 
     from tasks.fanout import FanOut, ray_cluster
-    from tasks.round_tasks import evaluate_chunk
+    from tasks.round_tasks import evaluate_chunk, round_warm_up
 
     config, chunks = rate_chunks(config_path, episodes)
     workers = config.cluster.num_cpus if config.cluster.engine == "ray" else 1
 
     @flow(name="evaluation-rate")
     def run() -> float:
-        with ray_cluster(config), FanOut(config) as fan_out:
+        with ray_cluster(config, round_warm_up(config)), FanOut(config) as fan_out:
             # Warm every worker (imports, envs, policy copy: ~20 s each), not just one.
             fan_out.map(evaluate_chunk, [dict(config=config, model_dir=model_dir, chunk=c) for c in chunks[:workers]])
             start = time.perf_counter()
@@ -224,11 +226,11 @@ def _plain_evaluator(config_path: Path, model_dir: Path, episodes: int, indices:
 
         torch.set_num_threads(1)
         config, chunks = rate_chunks(config_path, episodes)
-        learner.evaluate_chunk(config, model_dir, chunks[indices[0]])
+        learner.evaluate_model_on_chunk(config, model_dir, chunks[indices[0]])
         ready.wait(timeout=PLAIN_TIMEOUT_SECONDS)
         began = time.perf_counter()
         for i in indices:
-            learner.evaluate_chunk(config, model_dir, chunks[i])
+            learner.evaluate_model_on_chunk(config, model_dir, chunks[i])
         durations.put(time.perf_counter() - began)
     except BaseException as error:
         ready.abort()  # the others (and the parent) stop waiting for this one
@@ -267,10 +269,10 @@ def evaluation_rates(args, work: Path) -> dict[str, float]:
     """Episodes per second of the Ray round's model: in this process, on 1 and on 2 Ray
     workers, and in 1 plain process and 2 at once (what two processes get here without Ray)."""
     from apo_core.config import load_config
-    from apo_core.loop.layout import round_dir
+    from apo_core.workdir import model_dir
 
     local_config, ray_config = config_file(work, args, "local"), config_file(work, args, "ray")
-    model = round_dir(load_config(ray_config, {"paths": {"workdir": str(work / "ray")}}), 1) / "model"
+    model = model_dir(load_config(ray_config, {"paths": {"workdir": str(work / "ray")}}), 1)
     return {"this process": evaluation_rate(local_config, model, args.eval_episodes),
             "Ray, 1 worker": evaluation_rate(config_file(work, args, "ray", 1), model, args.eval_episodes),
             "Ray, 2 workers": evaluation_rate(ray_config, model, args.eval_episodes),

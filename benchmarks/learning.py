@@ -24,117 +24,45 @@ finished jobs from benchmarks/results/<name>-work/ (delete it to start over);
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
 
+# Run as `python benchmarks/learning.py`: this folder on the path lets it import its sibling `common`.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import RESULTS, report  # noqa: E402
-
-# A method name of the benchmark -> (train method, train overrides)
-METHODS = {
-    "dagger": ("dagger", {}),
-    "sirius": ("sirius", {}),
-    "dpo": ("dpo", {}),
-    "kto": ("kto", {}),
-    "apo": ("apo", {"apo": {"weight_norm": "batch"}}),  # the paper's whole-batch weights
-    "apo-subset": ("apo", {"apo": {"weight_norm": "subset"}}),  # the authors' code: per-subset weights
-}
-
-
-def seeded_config(config_path: Path | None, seed: int, extra: dict | None = None, settings: dict | None = None):
-    """The config of one benchmark seed: its own collection seeds and training seed."""
-    from apo_core.config import load_config, with_overrides
-
-    # One thread per job: two jobs with two torch threads each on two cores spin against
-    # each other and run ~10x slower (measured).
-    overrides = {"collect": {"seed": 1_000_000 * seed}, "train": {"seed": seed, "threads": 1}}
-    config = load_config(config_path, overrides)
-    for layer in (settings, extra):
-        if layer:
-            config = with_overrides(config, layer, "benchmark")
-    return config
-
-
-def play(config, task: str, actor, human, seeds: list[int], source: str):
-    """Episodes in memory (no store): the benchmark measures learning, not storage."""
-    env = _env(config, task)
-    return env, play_in(config, env, actor, human, seeds, source)
-
-
-def play_in(config, env, actor, human, seeds: list[int], source: str) -> list:
-    """Episodes played in ``env`` (perturbed or not), in memory, one per seed."""
-    from apo_core.recording.collector import play_episode
-
-    suite = env.perturbation.name if env.perturbation is not None else None
-    episodes = []
-    for seed in seeds:
-        recorder = play_episode(env, actor, human, seed=seed, source=source)
-        episode_id = f"{source}.{suite}.{seed}" if suite else f"{source}.{seed}"
-        episodes.append(recorder.finish(episode_id=episode_id, episode_index=len(episodes), source=source,
-                                        policy=actor.name, policy_round=None, robot_id="bench",
-                                        takeover_reasons=list(getattr(human, "takeover_reasons", [])),
-                                        perturbation=suite, fps=config.env.fps, gripper_dim=env.gripper_dim))
-    return episodes
-
-
-_ENVS: dict = {}
-
-
-def _env(config, task: str):
-    """The world episodes are played in; it renders every step only for an image policy
-    (the expert and the human read no pixels, the recorded images train the policy)."""
-    from apo_core.envs import make_env
-
-    key = (task, config.env.model_dump_json(), config.policy.use_image)
-    if key not in _ENVS:
-        _ENVS[key] = make_env(task, config.env, render=config.policy.use_image)
-    return _ENVS[key]
-
-
-def labelled(config, episodes):
-    from apo_core.data.steps import Steps, demonstrates_task, episode_steps
-    from apo_core.labels import Label
-
-    kept = [e for e in episodes if demonstrates_task(e)]
-    if not kept:  # e.g. every expert demonstration cut short by env.max_steps
-        raise ValueError(f"none of {len(episodes)} episodes shows the task (a failed demonstration teaches "
-                         f"nothing); env.max_steps is {config.env.max_steps}")
-    steps = Steps.concat([episode_steps(e, config.labels) for e in kept])
-    return steps.select(steps.labels != Label.DROPPED)
-
-
-def score(config, policy, task: str, split: str, episodes: int | None = None) -> dict:
-    """Gate metrics (apo_core.registry.gate.summarise) of ``policy`` on the seeds of ``split``."""
-    from apo_core.evaluate import evaluate
-    from apo_core.policy.actor import VlaActor
-    from apo_core.registry.gate import summarise
-
-    results = evaluate(config, lambda env: VlaActor(policy, env.instruction), tasks=[task], split=split,
-                       episodes=episodes)
-    return summarise([r.to_dict() for r in results])
+from common import (  # noqa: E402
+    METHODS,
+    RESULTS,
+    collection_figures,
+    expert_demos,
+    job_pool,
+    labelled,
+    play,
+    pyplot,
+    report,
+    run_all,
+    save_figure,
+    score,
+    seeded_config,
+    seeded_parser,
+    world,
+)
 
 
 def base_job(config_path: Path | None, settings: dict, seed: int, work: Path, test_episodes: int) -> dict:
     """Round 0 of one seed: expert demos, behaviour cloning, scored on the test seeds."""
     import torch
 
-    from apo_core.human import ScriptedExpert
-    from apo_core.loop.learner import train_policy
+    from apo_core.loop.update import train_policy
 
     config = seeded_config(config_path, seed, settings=settings)
     torch.set_num_threads(1)
     task = config.env.tasks[0]
-    env = _env(config, task)
-    demo_seeds = [config.collect.seed + i for i in range(config.collect.expert_demos_per_task)]
-    _, demos = play(config, task, ScriptedExpert(env), None, demo_seeds, "expert")
+    demos = expert_demos(config, task)
     start = time.perf_counter()
     policy = train_policy(config, labelled(config, demos), "bc", work / f"seed-{seed}" / "bc.work")
     train_seconds = time.perf_counter() - start
@@ -148,14 +76,6 @@ def base_job(config_path: Path | None, settings: dict, seed: int, work: Path, te
     return result
 
 
-def collection_figures(collected: list) -> dict:
-    """How much the human had to do in the collected episodes, and how many succeeded."""
-    return {"takeovers_per_episode": float(np.mean([e.meta.n_takeovers for e in collected])),
-            "human_step_share": float(sum(e.is_intervention.sum() for e in collected)
-                                      / sum(len(e) for e in collected)),
-            "collection_success": float(np.mean([e.meta.success for e in collected]))}
-
-
 def method_job(config_path: Path | None, settings: dict, seed: int, name: str, rounds: int, work: Path,
                test_episodes: int) -> dict:
     """``rounds`` rounds of the loop with one method, from the seed's round 0."""
@@ -163,7 +83,7 @@ def method_job(config_path: Path | None, settings: dict, seed: int, name: str, r
 
     from apo_core.human import ScriptedExpert, SimulatedHuman
     from apo_core.labels import Label
-    from apo_core.loop.learner import train_policy
+    from apo_core.loop.update import train_policy
     from apo_core.policy import load_policy
     from apo_core.policy.actor import VlaActor
     from apo_core.registry.gate import paired_gain, promotion_decision
@@ -173,9 +93,8 @@ def method_job(config_path: Path | None, settings: dict, seed: int, name: str, r
     torch.set_num_threads(1)
     base = json.loads((work / f"seed-{seed}" / "base.json").read_text())
     task = base["task"]
-    env = _env(config, task)
-    demo_seeds = [config.collect.seed + i for i in range(config.collect.expert_demos_per_task)]
-    _, episodes = play(config, task, ScriptedExpert(env), None, demo_seeds, "expert")
+    env = world(config, task)
+    episodes = expert_demos(config, task)
     champion_dir, champion_val, champion_test = work / f"seed-{seed}" / "round-0000", base["validation"], base["test"]
     history = []
     for number in range(1, rounds + 1):
@@ -219,21 +138,6 @@ def method_job(config_path: Path | None, settings: dict, seed: int, name: str, r
     return {"seed": seed, "method": name, "rounds": history}
 
 
-def _cached(path: Path, job, *args):
-    """Run ``job`` unless its result is already on disk (a re-run resumes the benchmark)."""
-    if path.exists():
-        return json.loads(path.read_text())
-    result = job(*args)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2))
-    return result
-
-
-def _run_all(pool, jobs):
-    futures = [pool.submit(_cached, *job) for job in jobs]
-    return [future.result() for future in futures]
-
-
 def summary_rows(bases: list[dict], runs: list[dict], rounds: int) -> list[list]:
     """Per method and round: the candidate's and the champion's test success (mean ± sd over seeds), the
     champion's paired gain vs round 0, takeovers per collected episode, seconds."""
@@ -266,12 +170,7 @@ def summary_rows(bases: list[dict], runs: list[dict], rounds: int) -> list[list]
 
 def plot(bases: list[dict], runs: list[dict], rounds: int, path: Path) -> Path:
     """Champion test success and takeovers per episode, per round and method (mean ± sd over seeds)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    figure, (left, right) = pyplot().subplots(1, 2, figsize=(11, 4))
     base = [b["test"]["success_rate"] for b in bases]
     for name in dict.fromkeys(r["method"] for r in runs):
         mine = [r for r in runs if r["method"] == name]
@@ -289,16 +188,13 @@ def plot(bases: list[dict], runs: list[dict], rounds: int, path: Path) -> Path:
               ylabel="takeovers / episode", xticks=range(1, rounds + 1))
     left.legend(fontsize=7)
     right.legend(fontsize=7)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    return path
+    return save_figure(figure, path)
 
 
 def main() -> None:
     from apo_core.config import parse_assignments
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser = seeded_parser(__doc__)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
     parser.add_argument("--test-episodes", type=int, default=100)
@@ -326,12 +222,12 @@ def main() -> None:
         runs = [json.loads(p.read_text()) for m in args.methods for s in args.seeds
                 if (p := work / f"seed-{s}" / f"{m}.json").exists()]
     else:
-        with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
-            bases = _run_all(pool, [(work / f"seed-{s}" / "base.json", base_job, args.config, settings, s, work,
-                                     args.test_episodes) for s in args.seeds])
+        with job_pool(args.jobs) as pool:
+            bases = run_all(pool, [(work / f"seed-{s}" / "base.json", base_job, args.config, settings, s, work,
+                                    args.test_episodes) for s in args.seeds])
             # Method by method, every seed of one before the next: a run cut short has whole rows.
-            runs = _run_all(pool, [(work / f"seed-{s}" / f"{m}.json", method_job, args.config, settings, s, m,
-                                    args.rounds, work, args.test_episodes) for m in args.methods for s in args.seeds])
+            runs = run_all(pool, [(work / f"seed-{s}" / f"{m}.json", method_job, args.config, settings, s, m,
+                                   args.rounds, work, args.test_episodes) for m in args.methods for s in args.seeds])
     wall = time.perf_counter() - started
     rows = summary_rows(bases, runs, args.rounds)
     report(args.name, ["method", "round", "seeds", "candidate validation success", "candidate test success",

@@ -26,42 +26,38 @@ suite) run ``--jobs`` at a time and a re-run reuses finished ones from <name>-wo
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
 
+# Run as `python benchmarks/perturbation.py`: this folder on the path lets it import its sibling `common`.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import RESULTS, report  # noqa: E402
-from learning import METHODS, _env, _run_all, collection_figures, labelled, play, play_in, seeded_config  # noqa: E402
+from common import (  # noqa: E402
+    METHODS,
+    RESULTS,
+    collection_figures,
+    expert_demos,
+    job_pool,
+    labelled,
+    play_in,
+    pyplot,
+    report,
+    run_all,
+    save_figure,
+    score,
+    seeded_config,
+    seeded_parser,
+    world,
+)
 
 PAPER_AVERAGE = {"base": 21.3, "kto": 24.0, "apo": 28.0}  # APO Table I, success % over its perturbations
-_WORLDS: dict = {}
-
-
-def perturbed_world(config, task: str, suite: str):
-    """The suite's world (rendering every step for an image policy: its images train it)."""
-    from apo_core.envs import make_env
-
-    key = (task, suite, config.policy.use_image)
-    if key not in _WORLDS:
-        _WORLDS[key] = make_env(task, config.env, config.perturbation(suite), render=config.policy.use_image)
-    return _WORLDS[key]
 
 
 def test_score(config, policy, task: str, suite: str, episodes: int) -> dict:
     """Success and per-seed outcomes of ``policy`` on the suite's test seeds."""
-    from apo_core.evaluate import evaluate
-    from apo_core.policy.actor import VlaActor
-    from apo_core.registry.gate import summarise
-
-    results = evaluate(config, lambda env: VlaActor(policy, env.instruction), tasks=[task], suites=[suite],
-                       split="test", episodes=episodes)
-    return summarise([r.to_dict() for r in results])
+    return score(config, policy, task, "test", episodes, suites=[suite])
 
 
 def paired(candidate: dict, base: dict, suite: str) -> dict:
@@ -77,14 +73,12 @@ def base_job(config_path: Path | None, seed: int, suites: list[str], work: Path,
     """Round 0 of one seed, cloned in the unperturbed world, scored on every suite's test seeds."""
     import torch
 
-    from apo_core.human import ScriptedExpert
-    from apo_core.loop.learner import train_policy
+    from apo_core.loop.update import train_policy
 
     config = seeded_config(config_path, seed)
     torch.set_num_threads(1)
     task = config.env.tasks[0]
-    demo_seeds = [config.collect.seed + i for i in range(config.collect.expert_demos_per_task)]
-    _, demos = play(config, task, ScriptedExpert(_env(config, task)), None, demo_seeds, "expert")
+    demos = expert_demos(config, task)
     policy = train_policy(config, labelled(config, demos), "bc", work / f"seed-{seed}" / "bc.work")
     policy.save_pretrained(work / f"seed-{seed}" / "round-0000")
     scores = {suite: test_score(config, policy, task, suite, test_episodes) for suite in suites}
@@ -100,7 +94,7 @@ def suite_job(config_path: Path | None, seed: int, suite: str, methods: list[str
     import torch
 
     from apo_core.human import ScriptedExpert, SimulatedHuman
-    from apo_core.loop.learner import train_policy
+    from apo_core.loop.update import train_policy
     from apo_core.policy import load_policy
     from apo_core.policy.actor import VlaActor
 
@@ -108,13 +102,12 @@ def suite_job(config_path: Path | None, seed: int, suite: str, methods: list[str
     torch.set_num_threads(1)
     base = json.loads((work / f"seed-{seed}" / "base.json").read_text())
     task, base_dir = base["task"], work / f"seed-{seed}" / "round-0000"
-    world = perturbed_world(config, task, suite)
-    demo_seeds = [config.collect.seed + i for i in range(config.collect.expert_demos_per_task)]
-    _, plain_demos = play(config, task, ScriptedExpert(_env(config, task)), None, demo_seeds, "expert")
-    collected = play_in(config, world, VlaActor(load_policy(base_dir), world.instruction, name="round-0"),
-                        SimulatedHuman(ScriptedExpert(world), world, config.takeover),
+    perturbed = world(config, task, suite)
+    plain_demos = expert_demos(config, task)
+    collected = play_in(config, perturbed, VlaActor(load_policy(base_dir), perturbed.instruction, name="round-0"),
+                        SimulatedHuman(ScriptedExpert(perturbed), perturbed, config.takeover),
                         [config.collect.seed + 100_000 + i for i in range(interactions)], "interaction")
-    suite_demos = play_in(config, world, ScriptedExpert(world), None,
+    suite_demos = play_in(config, perturbed, ScriptedExpert(perturbed), None,
                           [config.collect.seed + 200_000 + i for i in range(demos)], "expert")
     steps = labelled(config, plain_demos + suite_demos + collected)
     results = {}
@@ -125,10 +118,10 @@ def suite_job(config_path: Path | None, seed: int, suite: str, methods: list[str
         candidate = train_policy(method_config, steps, method, work / f"seed-{seed}" / f"{suite}-{name}.work",
                                  reference=load_policy(base_dir))
         train_seconds = time.perf_counter() - start
-        score = test_score(config, candidate, task, suite, test_episodes)
-        results[name] = {"test": score["suites"][suite], "paired_vs_base": paired(score, base["test"][suite], suite),
-                         "train_seconds": train_seconds, "outcomes": score["outcomes"]}
-        print(f"seed {seed} {suite} {name}: {score['suites'][suite]:.0%} "
+        scored = test_score(config, candidate, task, suite, test_episodes)
+        results[name] = {"test": scored["suites"][suite], "paired_vs_base": paired(scored, base["test"][suite], suite),
+                         "train_seconds": train_seconds, "outcomes": scored["outcomes"]}
+        print(f"seed {seed} {suite} {name}: {scored['suites'][suite]:.0%} "
               f"({results[name]['paired_vs_base']['difference']:+.0%} vs round 0)", flush=True)
     return {"seed": seed, "suite": suite, "base": base["test"][suite]["suites"][suite],
             **collection_figures(collected), "methods": results}
@@ -156,12 +149,7 @@ def summary_rows(runs: list[dict], suites: list[str], methods: list[str]) -> lis
 
 
 def plot(runs: list[dict], suites: list[str], methods: list[str], path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(10, 4))
+    figure, axis = pyplot().subplots(figsize=(10, 4))
     names = ["base", *methods]
     width = 0.8 / len(names)
     for i, name in enumerate(names):
@@ -175,14 +163,11 @@ def plot(runs: list[dict], suites: list[str], methods: list[str], path: Path) ->
     axis.set(xticks=np.arange(len(suites)) + 0.4 - width / 2, xticklabels=suites, ylabel="test success %",
              title="success in each perturbed world after one update (mean ± sd over seeds)")
     axis.legend(fontsize=7)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    return path
+    return save_figure(figure, path)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser = seeded_parser(__doc__)
     parser.add_argument("--suites", nargs="+", default=None, help="default: every evaluation.perturbations suite")
     parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=["dagger", "sirius", "kto", "apo"])
     parser.add_argument("--interactions", type=int, default=20)
@@ -196,12 +181,12 @@ def main() -> None:
 
     work = RESULTS / f"{args.name}-work"
     started = time.perf_counter()
-    with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
-        _run_all(pool, [(work / f"seed-{s}" / "base.json", base_job, args.config, s, suites, work,
-                         args.test_episodes) for s in args.seeds])
-        runs = _run_all(pool, [(work / f"seed-{s}" / f"{suite}.json", suite_job, args.config, s, suite, args.methods,
-                                args.interactions, args.demos, work, args.test_episodes)
-                               for suite in suites for s in args.seeds])
+    with job_pool(args.jobs) as pool:
+        run_all(pool, [(work / f"seed-{s}" / "base.json", base_job, args.config, s, suites, work,
+                        args.test_episodes) for s in args.seeds])
+        runs = run_all(pool, [(work / f"seed-{s}" / f"{suite}.json", suite_job, args.config, s, suite, args.methods,
+                               args.interactions, args.demos, work, args.test_episodes)
+                              for suite in suites for s in args.seeds])
     wall = time.perf_counter() - started
     report(args.name, ["suite", "method", "seeds", "test success %", "paired vs round 0 (points)", "paper %"],
            summary_rows(runs, suites, args.methods),

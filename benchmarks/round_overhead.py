@@ -21,15 +21,16 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+# Run as `python benchmarks/round_overhead.py`: this folder on the path lets it import its sibling `common`.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import RESULTS, report  # noqa: E402
+from common import RESULTS, report  # noqa: E402
 
-from flows.cli_loop import prefect_defaults  # noqa: E402
+from flows.cli.loop import prefect_defaults  # noqa: E402
 
 prefect_defaults()  # as `apo run` sets Prefect up: logs at INFO to its API, none on the console
 
 from apo_core.data import round_dataset  # noqa: E402
-from apo_core.loop import learner, robots  # noqa: E402
+from apo_core.loop import learner, robots, update  # noqa: E402
 from flows.lifelong import bootstrap, lifelong_round  # noqa: E402
 
 COLLECT, TRAIN, EVALUATE = "collect", "train", "evaluate"
@@ -39,8 +40,8 @@ MODEL_STORE = "model store (download, publish, promote)"
 PREFECT = "Prefect (flow, tasks, events, artifacts)"
 TIMED = [  # (module, function, category); append_round runs inside build_dataset
     (robots, "collect_interactions", COLLECT),
-    (learner, "train_round", TRAIN),
-    (learner, "evaluate_chunk", EVALUATE),
+    (update, "train_round", TRAIN),
+    (learner, "evaluate_model_on_chunk", EVALUATE),
     (learner, "build_dataset", VERSIONING),
     (round_dataset, "append_round", DATASET),
     (robots, "deploy_champion", MODEL_STORE),

@@ -25,8 +25,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+# Run as `python benchmarks/train_throughput.py`: this folder on the path lets it import its sibling `common`.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import report  # noqa: E402
+from common import report  # noqa: E402
 
 from apo_core.config import load_config  # noqa: E402
 from apo_core.data.steps import Steps  # noqa: E402

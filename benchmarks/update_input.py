@@ -16,8 +16,9 @@ import sys
 import time
 from pathlib import Path
 
+# Run as `python benchmarks/update_input.py`: this folder on the path lets it import its sibling `common`.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import report  # noqa: E402
+from common import report  # noqa: E402
 
 
 def _digest(policy) -> str:
@@ -37,16 +38,17 @@ def main() -> None:
     from apo_core.data.round_dataset import workspace_for
     from apo_core.data.steps import load_steps
     from apo_core.data.training_steps import steps_from_dataset
-    from apo_core.loop.layout import dataset_sources, loop_tasks, round_dir
-    from apo_core.loop.learner import train_policy
+    from apo_core.loop.layout import loop_tasks
+    from apo_core.loop.update import train_policy
     from apo_core.policy import load_policy
+    from apo_core.workdir import dataset_sources, model_dir
 
     config = load_config(None, {"paths": {"workdir": str(args.workdir)}, "train": {"threads": 1}})
     workspace = workspace_for(config)
     version = workspace.version(args.round)
     if workspace.current_md5() != version.md5:
         raise SystemExit(f"{workspace.root}: check out dataset round {args.round} first (apo dataset checkout)")
-    reference_dir = round_dir(config, args.round - 1) / "model"
+    reference_dir = model_dir(config, args.round - 1)
 
     def load(source: str, reference):
         if source == "episodes":

@@ -14,8 +14,9 @@ import sys
 import time
 from pathlib import Path
 
+# Run as `python benchmarks/versioning.py`: this folder on the path lets it import its sibling `common`.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import RESULTS, report  # noqa: E402
+from common import RESULTS, report  # noqa: E402
 
 from apo_core.actors import RandomActor  # noqa: E402
 from apo_core.config import load_config  # noqa: E402

@@ -25,10 +25,10 @@ from prefect import flow
 from apo_core.config import ApoConfig, load_config
 from apo_core.data.versioning import DatasetVersion
 from apo_core.loop import report, robots
-from apo_core.loop.layout import loop_tasks, next_round, round_history
+from apo_core.loop.layout import loop_tasks
 from apo_core.loop.learner import round_summary
 from apo_core.registry.store import registry_for
-from apo_core.rounds import round_name
+from apo_core.workdir import next_round, round_history, round_name
 from tasks import robot_tasks
 from tasks import round_tasks as steps
 from tasks.events import announce_rollback
@@ -76,7 +76,7 @@ def bootstrap(config_path: str | None = None, workdir: str | None = None, config
     for task_name in task_names:
         robot_tasks.record_demonstrations(config, task_name)
     say(f"bootstrap: {config.collect.expert_demos_per_task} expert demonstrations per task on {task_names}")
-    with FanOut(config) as fan_out:
+    with FanOut(config, steps.round_warm_up(config)) as fan_out:
         version, lineage, model_dir = steps.dataset_and_update(config, fan_out, 0, task_names, "bc", None)
         say(f"bootstrap: dataset {version.tag} (md5 {version.md5}); behaviour cloning done "
             f"({config.train.bc_steps} steps); evaluating")
@@ -110,7 +110,7 @@ def learn(config_path: str | None = None, workdir: str | None = None, method: st
         say(f"round {number}: no interactions recorded since round {number - 1}; nothing to learn")
         return None
     champion = robot_tasks.deploy_champion(config)
-    with FanOut(config) as fan_out:
+    with FanOut(config, steps.round_warm_up(config)) as fan_out:
         return _learn(config, fan_out, number, method, champion)
 
 
@@ -124,7 +124,7 @@ def lifelong_round(config_path: str | None = None, workdir: str | None = None, m
     champion_round, champion_dir = champion = robot_tasks.deploy_champion(config)
     say(f"round {number}: deployed champion round {champion_round} on {', '.join(config.collect.robots)}; "
         f"collecting with the simulated human")
-    with FanOut(config) as fan_out:
+    with FanOut(config, steps.round_warm_up(config)) as fan_out:
         collection = robot_tasks.collect_round(config, fan_out, number, champion_round, champion_dir, task_names)
         say(f"round {number}: {collection['episodes']} episodes, {collection['takeovers_per_episode']:.2f} "
             f"takeovers/episode, human-step share {collection['human_step_share']:.0%}")
@@ -136,7 +136,7 @@ def lifelong(config_path: str | None = None, workdir: str | None = None, rounds:
              config: ApoConfig | None = None) -> list[dict]:
     """Bootstrap if there is no champion yet, then ``rounds`` rounds, on one Ray cluster."""
     config = _config(config_path, workdir, config)
-    with ray_cluster(config):
+    with ray_cluster(config, steps.round_warm_up(config)):
         champion, _ = registry_for(config).champion()
         if champion is None:
             bootstrap(config=config)

@@ -17,7 +17,7 @@ import logging
 
 from prefect.events import emit_event
 
-from apo_core.rounds import round_name
+from apo_core.workdir import round_name
 
 EPISODE_EVENT = "episode.collected"
 

@@ -22,6 +22,7 @@ import socket
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from apo_core.config import ApoConfig
@@ -52,8 +53,17 @@ def _worker_environment() -> dict[str, str]:
     return variables
 
 
+@dataclass(frozen=True)
+class WarmUp:
+    """What a worker builds before its first call (the caller's knowledge, e.g. a round's
+    worlds), and on how many workers; ``prepare`` is pickled to them."""
+
+    prepare: Callable[[], None]
+    workers: int
+
+
 @contextmanager
-def ray_cluster(config: ApoConfig) -> Iterator[list]:
+def ray_cluster(config: ApoConfig, warm_up: WarmUp | None = None) -> Iterator[list]:
     """Start (or join) the configured Ray cluster for the duration of the block.
 
     A local Ray (``address: null``) is started with the machine's cores and stopped at the
@@ -82,43 +92,34 @@ def ray_cluster(config: ApoConfig) -> Iterator[list]:
         raise ApoError(f"cluster.address: cannot start or reach {address or 'a local Ray'}: "
                        f"{str(error).splitlines()[0]} (is `ray start --head` running there? docs/deployment.md §4)") from None
     try:
-        yield warm_workers(config)
+        yield [] if warm_up is None else warm_workers(warm_up)
     finally:
         ray.shutdown()
 
 
-def warm_workers(config: ApoConfig) -> list:
-    """Have as many workers as a round runs at once build their worlds now; returns the
-    warm-ups' references (nothing needs to wait for them).
+def warm_workers(warm_up: WarmUp) -> list:
+    """Have as many workers as will run at once (at most one per CPU) run ``warm_up`` now;
+    returns the warm-ups' references (nothing needs to wait for them).
 
     Workers are new processes for every driver, even on a long-running cluster: each one
     imports torch, the policy code and Prefect's task engine and builds its envs (tens
-    of seconds) before its first chunk. Started with the cluster, that happens while the
+    of seconds) before its first call. Started with the cluster, that happens while the
     driver does its serial steps (demos, dataset, update). A warm-up that fails is dropped: the real step then fails
     (or retries) with the same error, where it is reported.
     """
     import ray
 
-    from apo_core.evaluate import evaluation_chunks
-    from apo_core.loop.layout import loop_tasks
-    from apo_core.loop.learner import round_suites
-
-    tasks = loop_tasks(config)
-    at_once = max(len(config.collect.robots),
-                  len(evaluation_chunks(config, tasks=tasks, suites=round_suites(config))))
-    workers = min(at_once, int(ray.cluster_resources().get("CPU", 1)))
+    workers = min(warm_up.workers, int(ray.cluster_resources().get("CPU", 1)))
     prepare = ray.remote(_warm_worker)
-    return [prepare.remote(config, tasks) for _ in range(workers)]
+    return [prepare.remote(warm_up.prepare) for _ in range(workers)]
 
 
-def _warm_worker(config: ApoConfig, tasks: list[str]) -> None:
+def _warm_worker(prepare: Callable[[], None]) -> None:
     """One worker's warm-up: Prefect's task engine, which every task runs in (its import
-    would otherwise be paid by the worker's first task), then the worlds of a round."""
+    would otherwise be paid by the worker's first task), then what the caller asked for."""
     import prefect.task_engine  # noqa: F401
 
-    from apo_core.loop.learner import prepare_worker
-
-    prepare_worker(config, tasks)
+    prepare()
 
 
 def _check_reachable(address: str, timeout: float = 5.0) -> None:
@@ -139,11 +140,13 @@ class FanOut:
 
     A context manager used inside a flow. With Ray it joins the Ray this process already
     runs (``apo run`` starts one for all its rounds, :func:`ray_cluster`) or starts its own
-    for the block (a deployment's flow run), then enters a RayTaskRunner on it.
+    for the block (a deployment's flow run; its workers run ``warm_up`` first), then enters
+    a RayTaskRunner on it.
     """
 
-    def __init__(self, config: ApoConfig):
+    def __init__(self, config: ApoConfig, warm_up: WarmUp | None = None):
         self.config = config
+        self.warm_up = warm_up
         self._runner = None
         self._stack = ExitStack()
 
@@ -155,7 +158,7 @@ class FanOut:
         if self.config.cluster.engine == "ray":
             from prefect_ray import RayTaskRunner
 
-            self._stack.enter_context(ray_cluster(self.config))
+            self._stack.enter_context(ray_cluster(self.config, self.warm_up))
             runner = RayTaskRunner(address=self.config.cluster.address, init_kwargs=_ray_init_kwargs(self.config))
             self._runner = self._stack.enter_context(runner)
         return self

@@ -7,6 +7,7 @@ fan-out of evaluation chunks (:class:`tasks.fanout.FanOut`).
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from prefect import task
@@ -15,15 +16,25 @@ from prefect.artifacts import create_image_artifact, create_markdown_artifact, c
 from apo_core.config import ApoConfig
 from apo_core.data.versioning import DatasetVersion
 from apo_core.evaluate import EvalChunk, EvalResult, evaluation_chunks
-from apo_core.loop import learner, report
-from apo_core.loop.layout import round_dir, round_history
+from apo_core.loop import learner, report, update
+from apo_core.loop.layout import loop_tasks
 from apo_core.registry.object_store import PRESIGNED_URL_SECONDS
 from apo_core.registry.store import registry_for
-from apo_core.rounds import round_name
+from apo_core.workdir import report_plot, report_table, round_history, round_name, training_progress_path
 from tasks import IO_RETRIES, STEP
 from tasks.events import announce_round
-from tasks.fanout import FanOut
+from tasks.fanout import FanOut, WarmUp
 from tasks.progress import ProgressFile, RemoteProgress, StepProgress, log, say
+
+
+def round_warm_up(config: ApoConfig) -> WarmUp:
+    """What a round's workers build before their first call: the worlds each robot collects
+    in and those of every evaluation chunk (:func:`apo_core.loop.learner.prepare_worker`),
+    on as many workers as the round runs calls at once."""
+    task_names = loop_tasks(config)
+    chunks = evaluation_chunks(config, tasks=task_names, suites=learner.round_suites(config))
+    return WarmUp(partial(learner.prepare_worker, config, task_names),
+                  workers=max(len(config.collect.robots), len(chunks)))
 
 
 @task(name="label-and-version-dataset", **STEP, **IO_RETRIES)
@@ -52,14 +63,10 @@ def train_round(config: ApoConfig, round_number: int, method: str, reference_dir
         print(f"{label}: {message}", flush=True)
         shared.note(message)
 
-    model_dir = learner.train_round(config, round_number, method, reference_dir, version, on_step=on_step,
+    model_dir = update.train_round(config, round_number, method, reference_dir, version, on_step=on_step,
                                     on_notice=on_notice)
     progress.close()
     return model_dir
-
-
-def training_progress_path(config: ApoConfig, round_number: int) -> Path:
-    return round_dir(config, round_number) / "train.progress.json"
 
 
 def dataset_and_update(config: ApoConfig, fan_out: FanOut, round_number: int, task_names: list[str], method: str,
@@ -91,7 +98,7 @@ def dataset_and_update(config: ApoConfig, fan_out: FanOut, round_number: int, ta
 @task(name="evaluate-chunk", **STEP, retries=1)
 def evaluate_chunk(config: ApoConfig, model_dir: Path, chunk: EvalChunk) -> EvalResult:
     """Some seeds of one task × suite; on a worker, with its own envs and policy copy."""
-    return learner.evaluate_chunk(config, model_dir, chunk)
+    return learner.evaluate_model_on_chunk(config, model_dir, chunk)
 
 
 def evaluate_round(config: ApoConfig, fan_out: FanOut, round_number: int, model_dir: Path, task_names: list[str]) -> dict:
@@ -142,8 +149,8 @@ def publish_report(config: ApoConfig, summary: dict, lineage: dict, method: str,
     round, the round's lineage, the plotted values, and the plot itself where the model
     store can give the UI a URL to it (S3: stored beside the rounds, presigned)."""
     history = round_history(config)
-    plot = report.plot(history, config.paths.workdir / "report" / "rounds.png")
-    (config.paths.workdir / "report" / "rounds.md").write_text(report.markdown(history))
+    plot = report.plot(history, report_plot(config))
+    report_table(config).write_text(report.markdown(history))
     create_table_artifact(key="apo-rounds", table=report.table_rows(history),
                           description="Per-round success, intervention rate, promotion and dataset version")
     name = round_name(summary["round"])

@@ -103,7 +103,7 @@ def test_label_filters_normalise_with_round_zeros_statistics_in_dataset_and_trai
     from apo_core.data.dataset import append_round
     from apo_core.data.steps import load_steps
     from apo_core.labels import Label
-    from apo_core.loop.learner import train_policy
+    from apo_core.loop.update import train_policy
 
     directories = list(small_round_dirs[:2])
     filtering = config.labels.model_copy(update={"drop_out_of_range": True})
@@ -119,3 +119,4 @@ def test_label_filters_normalise_with_round_zeros_statistics_in_dataset_and_trai
     stored = pq.read_table(tmp_path / "dataset" / "data", columns=["c"]).column("c").to_numpy()
     assert (stored == Label.DROPPED).sum() == len(unfiltered) - len(filtered)
     assert sorted(stored[stored != Label.DROPPED]) == sorted(filtered.labels)
+

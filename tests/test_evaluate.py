@@ -49,7 +49,7 @@ def test_a_prepared_worker_plays_its_round_on_the_worlds_it_built(state_only):
     """prepare_worker (a Ray worker's warm-up) builds exactly the worlds the round's
     collection and evaluation chunks then use: they build none of their own."""
     from apo_core.envs import pool, process_env
-    from apo_core.evaluate import evaluate_chunk, evaluation_chunks
+    from apo_core.evaluate import evaluation_chunks, play_chunk
     from apo_core.loop import learner
 
     config, policy = state_only
@@ -59,5 +59,5 @@ def test_a_prepared_worker_plays_its_round_on_the_worlds_it_built(state_only):
     built = {key: [id(env) for env in envs] for key, envs in pool._POOLS.items()}
     process_env("push", config.env)  # what a robot collects in
     for chunk in evaluation_chunks(config, tasks=["push"], suites=learner.round_suites(config)):
-        evaluate_chunk(config, lambda env: VlaActor(policy, env.instruction), chunk)
+        play_chunk(config, lambda env: VlaActor(policy, env.instruction), chunk)
     assert {key: [id(env) for env in envs] for key, envs in pool._POOLS.items()} == built

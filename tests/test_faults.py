@@ -103,7 +103,7 @@ def test_a_checkpoint_of_other_data_is_never_resumed(store, data_copy, tmp_path)
     fresh, says so, and the model names the data it was really trained on."""
     from apo_core.config import load_config
     from apo_core.data.steps import load_steps
-    from apo_core.loop.learner import train_policy
+    from apo_core.loop.update import train_policy
 
     demos, round1 = data_copy
     config = load_config(store["config"])

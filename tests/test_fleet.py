@@ -15,9 +15,9 @@ import time
 import pytest
 from conftest import bootstrap_and_one_round, use_ephemeral_prefect
 
-from apo_core.loop.layout import interaction_dir, round_dir, round_history
 from apo_core.recording.store import EpisodeStore
 from apo_core.registry.store import registry_for
+from apo_core.workdir import interaction_dir, round_dir, round_history
 
 pytestmark = pytest.mark.slow  # a local Ray cluster and whole rounds on it
 
@@ -98,7 +98,7 @@ def test_serial_and_ray_evaluations_agree_seed_by_seed(ray_round):
     on_ray = json.loads((round_dir(config, 1) / "evaluation.json").read_text())
     chunks = evaluation_chunks(config, tasks=["push"], suites=learner.round_suites(config))
     assert len(chunks) == 3  # 6 unperturbed seeds in chunks of 3, then 2 lighting seeds
-    serial = [learner.evaluate_chunk(config, round_dir(config, 1) / "model", chunk) for chunk in chunks]
+    serial = [learner.evaluate_model_on_chunk(config, round_dir(config, 1) / "model", chunk) for chunk in chunks]
     outcomes = {(r["suite"], o["seed"]): (o["success"], o["length"]) for r in on_ray["results"] for o in r["outcomes"]}
     here = {(r.suite, o.seed): (o.success, o.length) for r in serial for o in r.outcomes}
     assert here == outcomes and len(here) == 8
@@ -249,7 +249,7 @@ def test_robots_collect_with_the_champion_of_the_moment_and_the_learner_takes_wh
     """The actor and the learner apart: the `collect` flow of one robot records into the
     pending round with whichever round is champion at each episode; the `learn` flow then
     trains the pending round on exactly what the fleet recorded for it."""
-    from apo_core.loop.layout import next_round
+    from apo_core.workdir import next_round
     from flows.lifelong import collect, learn
 
     config, _ = ray_round

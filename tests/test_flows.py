@@ -17,9 +17,9 @@ import pytest
 from conftest import bootstrap_and_one_round, use_ephemeral_prefect
 
 from apo_core.data.round_dataset import workspace_for
-from apo_core.loop.layout import interaction_dir, round_dir, round_history
 from apo_core.recording.store import EpisodeStore
 from apo_core.registry.store import registry_for
+from apo_core.workdir import interaction_dir, round_dir, round_history
 
 pytestmark = pytest.mark.slow  # whole rounds under the Prefect engine, killed and re-run
 

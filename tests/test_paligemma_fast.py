@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from apo_core.config import PolicyConfig, load_config
+from apo_core.config import load_config
 from apo_core.data.steps import Steps
 from apo_core.labels import ActedBy, Label
 from apo_core.objectives import adaptive_weights, l1_error
 from apo_core.policy import ActionTokens, load_policy
+from apo_core.policy.configuration_paligemma_fast import PaliGemmaFastPolicyConfig
 from apo_core.policy.modeling_paligemma_fast import PaliGemmaFastPolicy
 from apo_core.training import train
 
@@ -48,7 +49,7 @@ def steps():
 
 @pytest.fixture(scope="module")
 def policy(steps):
-    settings = PolicyConfig(kind="paligemma-fast", chunk_size=4, state_inputs="proprio+goal", use_image=True)
+    settings = PaliGemmaFastPolicyConfig(chunk_size=4, state_inputs="proprio+goal", use_image=True)
     demos = steps.select(steps.acted_by == ActedBy.EXPERT_DEMO)
     return PaliGemmaFastPolicy.build(settings, demos, image_size=64, action_dim=4, gripper_dim=3, seed=0).eval()
 

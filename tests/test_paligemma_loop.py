@@ -14,7 +14,7 @@ def paligemma_rounds(tmp_path_factory):
     path = root / "paligemma.yaml"
     path.write_text(f"""
 env: {{tasks: [push], max_steps: 80}}
-policy: {{kind: paligemma-fast, chunk_size: 4, use_image: true, state_inputs: proprio+goal, estimate_objects: false}}
+policy: {{kind: paligemma-fast, chunk_size: 4, use_image: true, state_inputs: proprio+goal}}
 collect: {{interactions_per_round: 2, expert_demos_per_task: 2, robots: [sim-robot-0]}}
 evaluation: {{episodes: 2, perturbations: []}}
 train: {{bc_steps: 10, epochs: 0.2, bc_batch_size: 8, batch_size: 8, threads: 1}}

@@ -10,6 +10,7 @@ import torch
 from apo_core.action_tokenizer import ActionTokenizer
 from apo_core.errors import ApoError
 from apo_core.policy import ActionTokens, ApoVlaConfig, ApoVlaPolicy, initial_policy, instruction_vocab, load_policy
+from apo_core.policy.configuration_apo_vla import ApoVlaPolicyConfig
 
 
 @pytest.fixture(scope="module")
@@ -130,10 +131,8 @@ def test_the_mismatched_pair_on_the_cached_prefix_scores_as_a_full_pass(policy, 
 
 
 def test_a_pretrained_start_is_checked_against_the_world(policy, tmp_path):
-    from apo_core.config import PolicyConfig
-
     def start(directory, **world):
-        settings = PolicyConfig(pretrained=directory)
+        settings = ApoVlaPolicyConfig(pretrained=directory)
         return initial_policy(settings, None, **{"image_size": 64, "action_dim": 4, "gripper_dim": 3, "seed": 0,
                                                  **world})
 
@@ -148,3 +147,36 @@ def test_a_pretrained_start_is_checked_against_the_world(policy, tmp_path):
     with pytest.raises(ApoError, match="its action statistics have 4 dims, the world's actions 7"):
         start(tmp_path / "saved", action_dim=7)
     assert isinstance(start(tmp_path / "saved"), ApoVlaPolicy)
+
+
+def test_a_config_json_saved_before_its_later_fields_still_loads(policy, observations, tmp_path):
+    """Stored rounds predate the kind, the conv encoder, chunks and the object estimate:
+    their config.json lacks those fields and loads with the dataclass defaults."""
+    policy.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    later = ["kind", "vision_encoder", "conv_channels", "keypoints", "estimate_objects", "chunk_size",
+             "environment_state_mean", "environment_state_std"]
+    (tmp_path / "config.json").write_text(json.dumps({k: v for k, v in saved.items() if k not in later}))
+    loaded = load_policy(tmp_path)
+    assert loaded.config == policy.config and loaded.config.vision_encoder == "siglip" and loaded.chunk_size == 1
+    assert torch.equal(loaded.generate(observations).ids, policy.generate(observations).ids)
+
+
+def test_each_kind_names_its_section_and_its_saved_config_is_made_from_it():
+    from apo_core.config import POLICY_CONFIGS
+    from apo_core.policy import POLICY_KINDS
+    from apo_core.policy.configuration_paligemma_fast import PaliGemmaFastConfig, PaliGemmaFastPolicyConfig
+
+    assert {kind: model.config_class for kind, model in POLICY_KINDS.items()} == POLICY_CONFIGS
+    with pytest.raises(TypeError, match="got policy.kind 'paligemma-fast'"):
+        ApoVlaPolicy.build(PaliGemmaFastPolicyConfig(), None, image_size=64, action_dim=4, gripper_dim=3, seed=0)
+    section = ApoVlaPolicyConfig(chunk_size=2, keypoints=8, hidden_size=64, vision_encoder="siglip",
+                                 estimate_objects=False)
+    vla = ApoVlaConfig.from_section(section, image_size=32)
+    assert (vla.chunk_size, vla.keypoints, vla.hidden_size, vla.vision_encoder, vla.image_size) == (2, 8, 64,
+                                                                                                    "siglip", 32)
+    assert vla.decoder_intermediate_size == 128 and not vla.estimate_objects
+    fast = PaliGemmaFastConfig.from_section(PaliGemmaFastPolicyConfig(decoder_layers=3, hidden_size=64),
+                                            fast_vocab_size=100)  # the fitted vocabulary, not the cap
+    assert (fast.text_layers, fast.head_dim, fast.text_intermediate_size, fast.fast_vocab_size) == (3, 32, 128, 100)
+    assert fast.patch_size == 16 and fast.vision_hidden_size == 64  # the section's, not the dataclass defaults

@@ -11,9 +11,9 @@ import torch
 
 from apo_core.action_tokenizer import ActionTokenizer
 from apo_core.config import load_config
-from apo_core.loop.layout import interaction_dir, round_dir
 from apo_core.policy import ApoVlaConfig, ApoVlaPolicy, instruction_vocab
 from apo_core.registry.store import registry_for
+from apo_core.workdir import interaction_dir, round_dir
 
 pytestmark = pytest.mark.slow  # published rounds and a workdir driven through the CLI
 

@@ -3,7 +3,7 @@ default and description (the one source of defaults), loaded from YAML and the c
 
     base.py      the strict, frozen base of every section
     world.py     env, takeover, labels, collect, evaluation (and its perturbation suites)
-    learning.py  policy, train
+    learning.py  policy (one section class per kind, registered by kind), train
     services.py  dataset, registry, cluster, paths
     root.py      ApoConfig: every section
     loading.py   defaults <- file <- command line, with where each value came from
@@ -11,6 +11,7 @@ default and description (the one source of defaults), loaded from YAML and the c
 """
 
 from apo_core.config.learning import (
+    POLICY_CONFIGS,
     UPDATE_METHODS,
     APOConfig,
     DPOConfig,
@@ -32,7 +33,7 @@ from apo_core.config.world import (
     TakeoverConfig,
 )
 
-__all__ = ["UPDATE_METHODS", "APOConfig", "ApoConfig", "DPOConfig", "KTOConfig", "SiriusConfig",
+__all__ = ["POLICY_CONFIGS", "UPDATE_METHODS", "APOConfig", "ApoConfig", "DPOConfig", "KTOConfig", "SiriusConfig",
            "ClusterConfig", "CollectConfig", "DatasetConfig", "EnvConfig", "EvaluationConfig", "LabelConfig",
            "Method", "PathsConfig", "PerturbationConfig", "PolicyConfig", "RegistryConfig", "TakeoverConfig",
            "TrainConfig", "load_config", "load_with_sources", "parse_assignments", "with_overrides"]

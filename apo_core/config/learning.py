@@ -1,53 +1,79 @@
-"""The policy and its training: which policy, behaviour cloning, and the update with one
-section of settings per method (TRL's shape)."""
+"""The policy and its training: which policy (one section class per kind, registered by
+``kind``), behaviour cloning, and the update with one section of settings per method (TRL's
+shape)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, WrapValidator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from apo_core.config.base import Section
+from apo_core.policy.configuration import PolicySection
+from apo_core.policy.configuration_apo_vla import ApoVlaPolicyConfig
+from apo_core.policy.configuration_paligemma_fast import PaliGemmaFastPolicyConfig
 
 Method = Literal["bc", "dagger", "sirius", "dpo", "kto", "apo"]
 UPDATE_METHODS = ("dagger", "sirius", "dpo", "kto", "apo")  # round k+1 from round k (all but bc)
 
 
-class PolicyConfig(Section):
-    """Which policy, and its sizes and inputs (apo_core/policy/). The sizes and inputs are
-    the tiny VLA's (configuration_apo_vla.py)."""
+# Each policy kind's ``policy:`` section, by ``kind`` (the models are in apo_core/policy/kinds.py).
+POLICY_CONFIGS: dict[str, type[PolicySection]] = {
+    section.model_fields["kind"].default: section for section in (ApoVlaPolicyConfig, PaliGemmaFastPolicyConfig)}
+DEFAULT_POLICY_KIND = "apo-vla"
+# A config stored before each kind had its own section (a round's training record) names every kind's fields.
+FLAT_POLICY_FIELDS = {name for section in POLICY_CONFIGS.values() for name in section.model_fields}
 
-    kind: Literal["apo-vla", "paligemma-fast"] = Field(
-        "apo-vla", description="the implementation: apo-vla, the tiny VLA (one token per action dim, OpenVLA-style "
-        "bins); paligemma-fast, PaliGemma emitting FAST tokens of an action chunk (docs/policies.md)")
-    pretrained: Path | None = Field(None, description="a saved policy directory to start round 0 from (behaviour "
-                                    "cloning fine-tunes it); null: built fresh from the config")
-    state_inputs: Literal["proprio", "proprio+goal", "proprio+objects"] = Field(
-        "proprio", description="the low-dim state it reads: the hand (proprio), + the goal, or + the privileged "
-        "object poses and the goal (the fast state-only option, configs/state.yaml)")
-    estimate_objects: bool = Field(True, description="apo-vla with an image: the state token also reads the "
-                                   "image's estimate of the object poses (the object head, trained by "
-                                   "train.aux_object_weight; the true poses are never read)")
-    use_image: bool = Field(True, description="true: an image encoder reads the camera (the world then renders "
-                            "whenever the policy decides)")
-    vision_encoder: Literal["conv", "siglip"] = Field(
-        "conv", description="apo-vla's image encoder. conv: a small conv stack whose spatial-softmax keypoints are the "
-        "image tokens (robomimic's VisualCore; resolves a 2-pixel object); siglip: a SigLIP tower, one token per "
-        "patch (paligemma-fast always has its SigLIP tower)")
-    conv_channels: int = Field(32, ge=4, description="conv encoder: channels of its four 3×3 layers")
-    keypoints: int = Field(16, ge=1, description="conv encoder: spatial-softmax keypoints, one image token each")
-    patch_size: int = Field(16, ge=2, description="siglip: patch side, pixels (must divide env.image_size)")
-    vision_hidden_size: int = Field(64, ge=8, description="image encoder width")
-    vision_layers: int = Field(2, ge=1, description="siglip: transformer layers")
-    hidden_size: int = Field(128, ge=16, description="decoder width")
-    decoder_layers: int = Field(2, ge=1, description="decoder layers")
-    chunk_size: int = Field(4, ge=1, description="H: actions predicted per decision and executed open-loop (the "
-                            "world renders and the policy decodes every H steps; a takeover drops the rest)")
-    fast_scale: float = Field(10.0, gt=0, description="paligemma-fast: DCT coefficients are rounded after scaling "
-                              "by this (larger: finer, more tokens)")
-    fast_vocab_size: int = Field(256, ge=16, description="paligemma-fast: FAST tokens (BPE vocabulary) fitted on "
-                                 "the demonstrations")
+
+def _fields_of_its_kind(policy: dict[str, Any]) -> dict[str, Any]:
+    """Only the fields of the mapping's kind; a field of another kind is refused by name,
+    except in a config stored when the section was one flat model (a round's training
+    record): it holds every kind's fields, and the other kinds' are dropped."""
+    kind = policy.get("kind", DEFAULT_POLICY_KIND)
+    if kind not in POLICY_CONFIGS:
+        expected = " or ".join(repr(name) for name in POLICY_CONFIGS)
+        raise ValidationError.from_exception_data("policy", [InitErrorDetails(
+            type="literal_error", loc=("kind",), input=kind, ctx={"expected": expected})])
+    own, flat = POLICY_CONFIGS[kind].model_fields, FLAT_POLICY_FIELDS <= policy.keys()
+    kept, foreign = {"kind": kind}, []
+    for name, value in policy.items():
+        owner = next((other for other, section in POLICY_CONFIGS.items() if name in section.model_fields), None)
+        if name in own or owner is None:  # an unknown key is left to the section to refuse
+            kept[name] = value
+        elif not flat:
+            foreign.append(InitErrorDetails(type=PydanticCustomError(
+                "policy_kind", "a field of policy kind {owner}, not of {kind}", {"owner": owner, "kind": kind}),
+                loc=(name,), input=value))
+    if foreign:
+        raise ValidationError.from_exception_data("policy", foreign)
+    return kept
+
+
+def _one_kind(value: Any, handler):
+    """Validates ``policy:`` as the section of its ``kind``; errors name ``policy.<field>``
+    (without the kind pydantic puts between them)."""
+    if isinstance(value, dict):
+        value = _fields_of_its_kind(value)
+    try:
+        return handler(value)
+    except ValidationError as error:
+        raise ValidationError.from_exception_data(error.title, [_without_kind(item) for item in error.errors()]) \
+            from None
+
+
+def _without_kind(item: dict[str, Any]) -> InitErrorDetails:
+    location = item["loc"]
+    if location[:1] and location[0] in POLICY_CONFIGS:
+        location = location[1:]
+    details = InitErrorDetails(type=item["type"], loc=location, input=item["input"])
+    if "ctx" in item:
+        details["ctx"] = item["ctx"]
+    return details
+
+
+PolicyConfig = Annotated[ApoVlaPolicyConfig | PaliGemmaFastPolicyConfig, Field(discriminator="kind"),
+                         WrapValidator(_one_kind)]
 
 
 class KTOConfig(Section):

@@ -114,9 +114,15 @@ def _read_yaml(source: Path) -> dict[str, Any]:
 
 
 def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` laid on ``base``, mapping by mapping; a mapping that names another ``kind``
+    (a policy of another kind) replaces the one below it: its fields start from that kind's
+    defaults, not the other kind's values."""
     merged = dict(base)
     for key, value in over.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+        below = merged.get(key)
+        same_kind = isinstance(below, dict) and value.get("kind", below.get("kind")) == below.get("kind") \
+            if isinstance(value, dict) else False
+        if same_kind:
             merged[key] = _deep_merge(merged[key], value)
         else:
             merged[key] = value

@@ -7,7 +7,8 @@ from __future__ import annotations
 import inspect
 import json
 import textwrap
-from typing import Any
+from types import UnionType
+from typing import Any, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel
@@ -52,10 +53,16 @@ def default_yaml() -> str:
 
 
 def _yaml_field(name: str, field, value: Any, indent: str) -> list[str]:
-    section = _section_model(field)
-    if section is None:
+    sections = _section_models(field)
+    if not sections:
         return _comment(field.description, indent) + _yaml_entry(name, value, indent)
-    lines = _comment(f"{name}: {_summary(section)}", indent) + [f"{indent}{name}:"]
+    section = _chosen(field, sections, value)
+    lines = _comment(f"{name}: {_summary(section)}", indent)
+    if len(sections) > 1:
+        kinds = ", ".join(_tag(field, other) for other in sections)
+        lines += _comment(f"{name}.{field.discriminator}: one of {kinds}, each with its own fields "
+                          "(docs/configuration.md)", indent)
+    lines.append(f"{indent}{name}:")
     for key, sub in section.model_fields.items():
         lines += _yaml_field(key, sub, value[key], indent + "  ")
     return lines
@@ -65,22 +72,31 @@ def configuration_markdown() -> str:
     """``docs/configuration.md``: per section, its purpose and a table of its fields."""
     defaults = ApoConfig().model_dump(mode="json")
     top_level = [(name, defaults[name], field.description) for name, field in ApoConfig.model_fields.items()
-                 if _section_model(field) is None]
+                 if not _section_models(field)]
     parts = [MARKDOWN_HEADER]
     for name, field in ApoConfig.model_fields.items():
-        if _section_model(field) is not None:
-            parts += _markdown_section(name, _section_model(field), defaults[name], "##")
+        parts += _markdown_sections(name, field, defaults[name], "##")
     return "\n".join(parts + ["## Top level", "", *_table(top_level)])
 
 
-def _markdown_section(name: str, section: type[BaseModel], values: dict, heading: str) -> list[str]:
+def _markdown_sections(name: str, field, value: Any, heading: str) -> list[str]:
+    """A field's section, or one per kind of a union (the others' with their own defaults)."""
+    sections = _section_models(field)
+    if len(sections) == 1:
+        return _markdown_section(f"`{name}`", name, sections[0], value, heading)
+    return [line for section in sections for line in _markdown_section(
+        f"`{name}` with `{field.discriminator}: {_tag(field, section)}`", name, section,
+        value if section is _chosen(field, sections, value) else section().model_dump(mode="json"), heading)]
+
+
+def _markdown_section(title: str, name: str, section: type[BaseModel], values: dict, heading: str) -> list[str]:
     rows, nested = [], []
     for key, sub in section.model_fields.items():
-        if _section_model(sub) is None:
-            rows.append((key, values[key], sub.description))
+        if _section_models(sub):
+            nested += _markdown_sections(f"{name}.{key}", sub, values[key], heading + "#")
         else:
-            nested += _markdown_section(f"{name}.{key}", _section_model(sub), values[key], heading + "#")
-    parts = [f"{heading} `{name}`", "", _docstring(section), "", *_table(rows)]
+            rows.append((key, values[key], sub.description))
+    parts = [f"{heading} {title}", "", _docstring(section), "", *_table(rows)]
     if section is EvaluationConfig:
         parts += ["Each entry of `perturbations`:", "", *_table(
             (key, REQUIRED if sub.is_required() else sub.default, sub.description)
@@ -101,9 +117,22 @@ def show_json(config: ApoConfig, sources: dict[str, str]) -> str:
     return json.dumps({"config": config.model_dump(mode="json"), "sources": sources}, indent=2)
 
 
-def _section_model(field) -> type[BaseModel] | None:
+def _section_models(field) -> list[type[BaseModel]]:
+    """The section classes a field holds: one, or one per kind of a discriminated union."""
     annotation = field.annotation
-    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+    members = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else (annotation,)
+    return [member for member in members if isinstance(member, type) and issubclass(member, BaseModel)]
+
+
+def _tag(field, section: type[BaseModel]) -> str:
+    return section.model_fields[field.discriminator].default
+
+
+def _chosen(field, sections: list[type[BaseModel]], value: dict) -> type[BaseModel]:
+    """The section class of ``value``: the union's member its discriminator names."""
+    if len(sections) == 1:
+        return sections[0]
+    return next(section for section in sections if _tag(field, section) == value[field.discriminator])
 
 
 def _table(rows) -> list[str]:

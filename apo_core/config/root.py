@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import Field, model_validator
 
 from apo_core.config.base import Section
-from apo_core.config.learning import PolicyConfig, TrainConfig
+from apo_core.config.learning import DEFAULT_POLICY_KIND, POLICY_CONFIGS, PolicyConfig, TrainConfig
 from apo_core.config.services import ClusterConfig, DatasetConfig, PathsConfig, RegistryConfig
 from apo_core.config.world import (
     CollectConfig,
@@ -18,6 +18,8 @@ from apo_core.config.world import (
     TakeoverConfig,
 )
 from apo_core.errors import ConfigError
+from apo_core.policy.configuration_apo_vla import ApoVlaPolicyConfig
+from apo_core.workdir import default_dvc_remote, default_model_store, default_workspace
 
 
 class ApoConfig(Section):
@@ -28,7 +30,8 @@ class ApoConfig(Section):
     labels: LabelConfig = Field(default_factory=LabelConfig, description="per-step APO labels")
     collect: CollectConfig = Field(default_factory=CollectConfig, description="collection by the fleet")
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig, description="seeded evaluation")
-    policy: PolicyConfig = Field(default_factory=PolicyConfig, description="the policy's sizes and inputs")
+    policy: PolicyConfig = Field(default_factory=POLICY_CONFIGS[DEFAULT_POLICY_KIND],
+                                 description="the policy: its kind, sizes and inputs (each kind has its own fields)")
     train: TrainConfig = Field(default_factory=TrainConfig, description="behaviour cloning and the update")
     dataset: DatasetConfig = Field(default_factory=DatasetConfig, description="dataset versioning")
     registry: RegistryConfig = Field(default_factory=RegistryConfig, description="the model store and the gate")
@@ -38,18 +41,16 @@ class ApoConfig(Section):
 
     @model_validator(mode="after")
     def _patches_tile_the_image(self) -> ApoConfig:
-        siglip = self.policy.use_image and (self.policy.kind == "paligemma-fast" or self.policy.vision_encoder == "siglip")
-        if siglip and self.env.image_size % self.policy.patch_size:
+        if self.policy.tiles_image and self.env.image_size % self.policy.patch_size:
             raise ValueError(f"policy.patch_size {self.policy.patch_size} must divide env.image_size "
                              f"{self.env.image_size} (the SigLIP tower tiles the image in patches)")
         return self
 
     @model_validator(mode="after")
     def _estimated_objects_are_learned(self) -> ApoConfig:
-        if self.policy.estimate_objects and not (self.policy.use_image and self.policy.kind == "apo-vla"
-                                                 and self.train.aux_object_weight > 0):
-            raise ValueError("policy.estimate_objects needs an apo-vla that sees (policy.use_image: true) and a "
-                             "trained object head (train.aux_object_weight > 0)")
+        estimates = isinstance(self.policy, ApoVlaPolicyConfig) and self.policy.estimate_objects
+        if estimates and self.train.aux_object_weight <= 0:
+            raise ValueError("policy.estimate_objects needs a trained object head (train.aux_object_weight > 0)")
         return self
 
     @model_validator(mode="after")
@@ -72,15 +73,15 @@ class ApoConfig(Section):
 
     @property
     def dataset_workspace(self) -> Path:
-        return self.dataset.workspace or self.paths.workdir / "workspace"
+        return self.dataset.workspace or default_workspace(self.paths.workdir)
 
     @property
     def dataset_remote(self) -> str:
-        return self.dataset.remote or str(self.paths.workdir / "dvc-remote")
+        return self.dataset.remote or str(default_dvc_remote(self.paths.workdir))
 
     @property
     def registry_url(self) -> str:
-        return self.registry.url or str(self.paths.workdir / "model-store")
+        return self.registry.url or str(default_model_store(self.paths.workdir))
 
     def perturbation(self, name: str) -> PerturbationConfig:
         for perturbation in self.evaluation.perturbations:

@@ -53,16 +53,7 @@ class ClusterConfig(Section):
 
 
 class PathsConfig(Section):
-    """Where the loop keeps its files (apo_core/loop/layout.py)."""
+    """Where the loop keeps its files (their layout: apo_core/workdir.py)."""
 
     workdir: Path = Field(Path(".apo"), description="episodes, rounds, deployed models, reports; by default also "
                           "the dataset workspace, the DVC remote and the model store")
-
-    @property
-    def episodes(self) -> Path:
-        return self.workdir / "episodes"
-
-    @property
-    def models(self) -> Path:
-        """Where `apo train` saves a model when no --out is given."""
-        return self.workdir / "models"

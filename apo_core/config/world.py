@@ -15,6 +15,11 @@ ROBOT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 COLLECTION_SEEDS_PER_ROUND = 100_000  # round N collects on seeds collect.seed + 100_000 · N + ...
 COLLECTION_SEED_LIMIT = 100_000_000  # validation and test seeds start at or above this
 COLLECTION_ROUNDS = 1000  # rounds a collection seed range covers: collect.seed + 100_000 · [0, 1000)
+ADHOC_SEEDS_PER_ROBOT = 1_000  # seeds of one robot's collection outside the rounds (apo collect)
+AdhocActor = Literal["expert", "random", "policy"]
+# Where each kind of collection outside the rounds starts within round 0's seeds: the
+# demonstrations from the first (as the loop's own), the others well after them.
+ADHOC_SEED_BLOCKS: dict[str, int] = {"expert": 0, "random": 50_000, "policy": 75_000}
 
 
 class EnvConfig(Section):
@@ -133,6 +138,12 @@ class CollectConfig(Section):
         if not 0 <= round_number < COLLECTION_ROUNDS:
             raise ConfigError(f"round {round_number}: collection seeds cover rounds 0-{COLLECTION_ROUNDS - 1}")
         return self.seed + COLLECTION_SEEDS_PER_ROUND * round_number + self.seeds_per_robot * self.robot_index(robot)
+
+    def adhoc_seed(self, actor: AdhocActor, robot: str) -> int:
+        """The first seed of ``robot``'s collection by ``actor`` outside the loop's rounds
+        (`apo collect --policy expert | random | <model folder>`): each actor a block of
+        round 0's collection seeds, each robot ``ADHOC_SEEDS_PER_ROBOT`` of it."""
+        return self.seed + ADHOC_SEED_BLOCKS[actor] + ADHOC_SEEDS_PER_ROBOT * self.robot_index(robot)
 
 
 PerturbationKind = Literal["object_shift", "table_color", "lighting", "camera"]

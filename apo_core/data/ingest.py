@@ -29,6 +29,7 @@ from apo_core.errors import ApoError
 from apo_core.labels import ActedBy
 from apo_core.recording.episodes import Episode, EpisodeMeta
 from apo_core.recording.store import EpisodeStore
+from apo_core.workdir import dataset_sources, interaction_dir
 
 INTERVENTION_FEATURES = ("complementary_info.is_intervention", "intervention")
 
@@ -193,7 +194,6 @@ def ingest(config, source: Path, round_number: int, *, robot: str, task: str, ma
     """Take the recording at ``source`` in as round N's interactions of ``robot`` and build
     round N's dataset; returns (version, summary, lineage) as the dataset step does."""
     from apo_core.data.round_dataset import version_round, workspace_for
-    from apo_core.loop.layout import dataset_sources, interaction_dir
 
     if not ROBOT_NAME.match(robot):
         raise IngestError(f"--robot {robot!r}: a robot name is letters, digits, '-' or '_' (it names a directory)")

@@ -23,8 +23,8 @@ from apo_core.config import ApoConfig
 from apo_core.data.versioning import DatasetVersion
 from apo_core.errors import ApoError
 from apo_core.labels import Label
-from apo_core.rounds import round_name
 from apo_core.stored import parse_stored
+from apo_core.workdir import parse_round_name, round_name
 
 LINEAGE_DIR = "lineage"
 _LABEL_NAMES = {label.value: label.name.lower() for label in Label}
@@ -114,4 +114,5 @@ def read_record(workspace_root: Path, round_number: int) -> dict:
 
 
 def rounds_with_lineage(workspace_root: Path) -> list[int]:
-    return sorted(int(p.stem.split("-")[1]) for p in (Path(workspace_root) / LINEAGE_DIR).glob("round-*.json"))
+    records = (parse_round_name(p.stem) for p in (Path(workspace_root) / LINEAGE_DIR).glob("*.json"))
+    return sorted(number for number in records if number is not None)

@@ -25,7 +25,7 @@ from pathlib import Path
 import yaml
 
 from apo_core.errors import ApoError
-from apo_core.rounds import round_name
+from apo_core.workdir import parse_round_name, round_name
 
 DATASET_DIR = "datasets"
 DVC_FILE = "datasets.dvc"
@@ -36,8 +36,20 @@ class VersioningError(ApoError):
     """A git or DVC step failed; the message carries the command and its error output."""
 
 
+TAG_PREFIX = "dataset-"
+
+
 def tag_for(round_number: int) -> str:
-    return f"dataset-{round_name(round_number)}"
+    """``dataset-round-0003``: the git tag of dataset round N."""
+    return f"{TAG_PREFIX}{round_name(round_number)}"
+
+
+def tagged_round(tag: str) -> int:
+    """The N of a dataset tag; a name that is not one is an error naming it."""
+    number = parse_round_name(tag.removeprefix(TAG_PREFIX)) if tag.startswith(TAG_PREFIX) else None
+    if number is None:
+        raise VersioningError(f"{tag!r} is not a dataset tag (expected {tag_for(0)!r} and the like)")
+    return number
 
 
 @dataclass(frozen=True)
@@ -211,8 +223,8 @@ class DatasetWorkspace:
         return DatasetVersion(round_number, content["outs"][0]["md5"], found.stdout.strip(), tag)
 
     def versions(self) -> list[DatasetVersion]:
-        tags = self.git("tag", "--list", "dataset-round-*").stdout.split()
-        return [self.version(int(tag.rsplit("-", 1)[1])) for tag in sorted(tags)]
+        tags = self.git("tag", "--list", tag_for(0).replace("0000", "*")).stdout.split()
+        return [self.version(tagged_round(tag)) for tag in sorted(tags)]
 
     def current_md5(self) -> str | None:
         path = self.root / DVC_FILE

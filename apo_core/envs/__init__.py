@@ -1,5 +1,10 @@
 """Simulated worlds behind one interface (:class:`RobotEnv`).
 
+    base.py           the interface: observation, step outcome, what a world offers
+    metaworld_env.py  MetaWorld tasks, rendered offscreen at the policy's camera
+    perturbations.py  the evaluation suites: object shift, table colour, lighting, camera
+    pool.py           one set of worlds per process, built once
+
 MuJoCo renders offscreen on the CPU through EGL (Debian Mesa); the variable must be set
 before mujoco is first imported, so it is set here, at the package's door.
 """

@@ -172,6 +172,16 @@ class MetaWorldEnv:
             info={key: float(value) for key, value in info.items()},
         )
 
+    def step_physics(self, action: np.ndarray) -> None:
+        """Advance MetaWorld's simulation one step with ``action``, and nothing else: no
+        observation, image, step count, success or action check. For timing the simulator
+        alone (benchmarks/env_speed.py); an episode is played with :meth:`reset` and
+        :meth:`step`. When MetaWorld's own episode runs out (``max_path_length``) it starts
+        the next one, unseeded, so that stepping can go on for as long as one times it."""
+        self._env.step(action)
+        if self._env.curr_path_length >= self._env.max_path_length - 1:
+            self._env.reset()
+
     def object_height(self) -> float:
         return float(self._env._get_pos_objects()[2])
 

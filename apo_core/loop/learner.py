@@ -3,7 +3,8 @@
     label + version dataset -> update (reference = the champion) -> evaluate -> publish
     round -> promote if better
 
-(The robot side, deploy -> collect, is :mod:`apo_core.loop.robots`.) Every step first looks at
+(The robot side, deploy -> collect, is :mod:`apo_core.loop.robots`; the update itself,
+:mod:`apo_core.loop.update`.) Every step first looks at
 what is already on disk / in the stores and continues from there, so a round killed at
 any point is completed by running it again: a tagged dataset is not rebuilt, training
 resumes from its checkpoint, a finished model / evaluation / published round / promotion
@@ -13,113 +14,37 @@ decision is reused. Nothing here imports Prefect or Ray: ``tasks/`` wraps these.
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from apo_core.config import ApoConfig, Method
-from apo_core.data.lineage import config_hash
+from apo_core import workdir
+from apo_core.config import ApoConfig
 from apo_core.data.restore import checkout_round
 from apo_core.data.round_dataset import version_round, workspace_for
-from apo_core.data.steps import Steps, expert_mask
-from apo_core.data.training_steps import steps_from_dataset
-from apo_core.data.versioning import DatasetVersion
-from apo_core.envs import MetaWorldEnv, process_env
+from apo_core.data.versioning import DatasetVersion, tagged_round
+from apo_core.envs import process_env
 from apo_core.errors import ApoError
-from apo_core.evaluate import NO_PERTURBATION, EvalChunk, EvalResult, chunk_envs, evaluation_chunks, merge_chunks
-from apo_core.evaluate import evaluate_chunk as evaluate_chunk_with
-from apo_core.loop.layout import dataset_sources, round_dir
-from apo_core.policy import Policy, cached_policy, initial_policy, load_policy
+from apo_core.evaluate import (
+    NO_PERTURBATION,
+    EvalChunk,
+    EvalResult,
+    chunk_envs,
+    evaluation_chunks,
+    merge_chunks,
+    play_chunk,
+)
+from apo_core.policy import cached_policy, load_policy
 from apo_core.policy.actor import VlaActor
 from apo_core.registry.gate import GateInputError, paired_gain, promotion_decision, summarise
+from apo_core.registry.records import RoundManifest
 from apo_core.registry.store import MANIFEST, CorruptPointer, NotFound, registry_for, round_prefix
-
-TRAINING_RECORD = "training.json"
 
 
 def build_dataset(config: ApoConfig, round_number: int, tasks: list[str], on_episode=None
                   ) -> tuple[DatasetVersion, dict]:
-    version, _, record = version_round(config, round_number, dataset_sources(config, round_number, tasks),
+    version, _, record = version_round(config, round_number, workdir.dataset_sources(config, round_number, tasks),
                                        on_episode=on_episode)
     return version, record
-
-
-def train_policy(config: ApoConfig, steps: Steps, method: Method, work_dir: Path, *,
-                 reference: Policy | None = None, on_step=None, on_notice=None) -> Policy:
-    """Round 0 by behaviour cloning (``bc``: from ``policy.pretrained`` or a fresh policy),
-    or round k+1 by ``method`` from ``reference``.
-
-    ``reference`` (round k) is consumed: its module receives the update.
-    """
-    from apo_core.training import train
-
-    if method == "bc":
-        demonstrations = steps.select(expert_mask(steps))
-        if not len(demonstrations):
-            raise ValueError("behaviour cloning needs expert demonstration steps; none were given")
-        reference = initial_policy(config.policy, demonstrations, image_size=config.env.image_size,
-                                   action_dim=MetaWorldEnv.action_dim, gripper_dim=MetaWorldEnv.gripper_dim,
-                                   seed=config.train.seed)
-    elif reference is None:
-        raise ApoError(f"{method} needs the reference: the previous round's model")
-    return train(reference, steps, method, config.train, work_dir, on_step=on_step, on_notice=on_notice)
-
-
-def save_model(policy: Policy, directory: Path, record: dict) -> Path:
-    """Save a trained policy with its training record (what it was trained on, how),
-    atomically: the directory appears complete or not at all."""
-    partial = directory.with_name(directory.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    policy.save_pretrained(partial)
-    (partial / TRAINING_RECORD).write_text(json.dumps(record, indent=2))
-    if directory.exists():
-        shutil.rmtree(directory)
-    partial.rename(directory)
-    return directory
-
-
-def training_record(model_dir: Path) -> dict:
-    path = Path(model_dir) / TRAINING_RECORD
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
-def dataset_steps(config: ApoConfig, version: DatasetVersion, *, images: bool) -> Steps:
-    """Dataset round N as training steps, read from the workspace, which must hold exactly
-    that version (the round's dataset step has just built or verified it)."""
-    workspace = workspace_for(config)
-    if workspace.current_md5() != version.md5:
-        raise ApoError(f"{workspace.root}: datasets/ holds md5 {workspace.current_md5()}, not {version.tag}'s "
-                       f"{version.md5}: `apo dataset checkout {version.round}` first")
-    return steps_from_dataset(workspace.dataset_root, images=images, md5=version.md5)
-
-
-def train_from_dataset(config: ApoConfig, steps: Steps, version: DatasetVersion, method: Method, work: Path,
-                       reference: Policy | None, on_step=None, on_notice=None) -> tuple[Policy, dict]:
-    """Train on a dataset version; the policy and the record that says how, from what."""
-    from apo_core.loop.report import code_commit
-
-    policy = train_policy(config, steps, method, work, reference=reference, on_step=on_step, on_notice=on_notice)
-    record = {"method": method, "dataset_tag": version.tag, "dataset_md5": version.md5, "rows": len(steps),
-              "episodes": len(set(steps.episode_ids)), "threads": config.train.threads, "code_commit": code_commit(),
-              "config_hash": config_hash(config), "config": config.model_dump(mode="json")}
-    return policy, record
-
-
-def train_round(config: ApoConfig, round_number: int, method: Method, reference_dir: Path | None,
-                version: DatasetVersion, on_step=None, on_notice=None) -> Path:
-    """Train model round N on dataset round N as versioned; the result appears atomically
-    (or not at all)."""
-    model_dir = round_dir(config, round_number) / "model"
-    if model_dir.is_dir():  # saved atomically: complete
-        return model_dir
-    reference = load_policy(reference_dir) if method != "bc" and reference_dir else None
-    images = reference.needs_image if reference is not None else config.policy.use_image
-    steps = dataset_steps(config, version, images=images)
-    work = round_dir(config, round_number) / "train.work"
-    policy, record = train_from_dataset(config, steps, version, method, work, reference, on_step, on_notice)
-    save_model(policy, model_dir, record)
-    shutil.rmtree(work, ignore_errors=True)
-    return model_dir
 
 
 def round_suites(config: ApoConfig) -> list[str]:
@@ -139,14 +64,14 @@ def prepare_worker(config: ApoConfig, tasks: list[str]) -> None:
         chunk_envs(config, chunk)
 
 
-def evaluate_chunk(config: ApoConfig, model_dir: Path, chunk: EvalChunk) -> EvalResult:
+def evaluate_model_on_chunk(config: ApoConfig, model_dir: Path, chunk: EvalChunk) -> EvalResult:
     """One chunk of a round's evaluation (policy alone), on this process's envs and policy copy."""
     policy = cached_policy(model_dir)
-    return evaluate_chunk_with(config, lambda env: VlaActor(policy, env.instruction), chunk)
+    return play_chunk(config, lambda env: VlaActor(policy, env.instruction), chunk)
 
 
 def saved_evaluation(config: ApoConfig, round_number: int) -> dict | None:
-    path = round_dir(config, round_number) / "evaluation.json"
+    path = workdir.evaluation_path(config, round_number)
     return json.loads(path.read_text()) if path.exists() else None
 
 
@@ -154,7 +79,7 @@ def save_evaluation(config: ApoConfig, round_number: int, results: list[EvalResu
     """The round's evaluation record (gate metrics + every outcome by seed), written atomically."""
     rows = [r.to_dict() for r in merge_chunks(results)]
     metrics = {**summarise(rows), "results": rows}
-    path = round_dir(config, round_number) / "evaluation.json"
+    path = workdir.evaluation_path(config, round_number)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.with_suffix(".tmp").write_text(json.dumps(metrics, indent=2))
     path.with_suffix(".tmp").replace(path)
@@ -177,6 +102,34 @@ def publish_round(config: ApoConfig, round_number: int, model_dir: Path, *, pare
     )
 
 
+def publish_model(config: ApoConfig, round_number: int, model: Path, *, method: str, parent_round: int | None,
+                  evaluation: list[dict] | None) -> RoundManifest:
+    """`apo publish`: a model trained by hand stored as round N, with round N's dataset
+    version when there is one and the gate's metrics of ``evaluation`` (`apo evaluate --json`)."""
+    _check_loadable(model)
+    try:
+        version = workspace_for(config).version(round_number)
+        dataset = {"md5": version.md5, "git_tag": version.tag, "git_commit": version.commit}
+    except ApoError:
+        dataset = {}
+    return registry_for(config).publish(round_number, model, parent_round=parent_round, method=method,
+                                        dataset=dataset, hyperparameters=config.train.model_dump(mode="json"),
+                                        metrics=summarise(evaluation) if evaluation else {})
+
+
+def _check_loadable(model: Path) -> None:
+    """A round must be a policy that loads: refuse an empty, partial or foreign directory."""
+    if not model.is_dir():
+        raise ApoError(f"{model}: no such model directory")
+    try:
+        load_policy(model)
+    except FileNotFoundError as error:
+        raise ApoError(str(error)) from None
+    except Exception as error:  # truncated weights, a config of another model, ...
+        raise ApoError(f"{model}: not a loadable policy ({type(error).__name__}: "
+                       f"{str(error).splitlines()[0][:160]})") from None
+
+
 @dataclass(frozen=True)
 class PromotionOutcome:
     promoted: bool
@@ -190,11 +143,8 @@ def promote_if_better(config: ApoConfig, round_number: int, who: str = "pipeline
     registry = registry_for(config)
     registry.complete_pending_move()  # a crash between an entry and its move: finish the move
     candidate_metrics = registry.manifest(round_number).metrics
-    log = registry.audit_log()
-    aborted = {event["aborts"] for event in log if event["action"] == "aborted"}
-    for event in reversed(log):
-        decided = event["action"] in ("promote", "reject") and event["id"] not in aborted
-        if event["to_round"] == round_number and decided:
+    for event in reversed(registry.decisions()):
+        if event["to_round"] == round_number and event["action"] in ("promote", "reject"):
             champion, _ = registry.champion()
             compared = event["from_round"]
             gain = paired_gain(candidate_metrics, registry.manifest(compared).metrics) if compared is not None else None
@@ -243,7 +193,7 @@ def round_summary(config: ApoConfig, round_number: int, *, version: DatasetVersi
         "dataset_tag": version.tag,
         "label_counts": label_counts,
     }
-    path = round_dir(config, round_number) / "round.json"
+    path = workdir.summary_path(config, round_number)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(summary, indent=2))
     return summary
@@ -272,7 +222,7 @@ def rollback(config: ApoConfig, round_number: int, reason: str, who: str) -> Dat
     if not tag:
         move_champion()
         return None
-    return checkout_round(workspace_for(config), int(tag.rsplit("-", 1)[1]), md5=manifest.dataset.get("md5"),
+    return checkout_round(workspace_for(config), tagged_round(tag), md5=manifest.dataset.get("md5"),
                           commit=manifest.dataset.get("git_commit"),
                           recorded_in=f"{config.registry_url}/{round_prefix(round_number)}{MANIFEST}",
                           then=move_champion)

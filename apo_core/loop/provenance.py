@@ -11,8 +11,7 @@ from apo_core.config import ApoConfig
 from apo_core.data.lineage import read_record
 from apo_core.registry.object_store import NotFound
 from apo_core.registry.store import registry_for
-
-TRAINING_RECORD = "training.json"
+from apo_core.workdir import TRAINING_RECORD
 
 
 def stored_training_record(config: ApoConfig, round_number: int) -> dict:

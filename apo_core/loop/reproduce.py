@@ -21,16 +21,16 @@ from apo_core.data.training_steps import steps_from_dataset
 from apo_core.data.versioning import DatasetWorkspace
 from apo_core.errors import ApoError
 from apo_core.loop.provenance import stored_training_record
+from apo_core.policy.interface import WEIGHTS_FILE
 from apo_core.registry.object_store import sha256_hex
 from apo_core.registry.store import MANIFEST, registry_for, round_prefix
-
-WEIGHTS = "model.safetensors"
+from apo_core.workdir import MODEL, WORKSPACE, reproduce_dir
 
 
 def _scratch_workspace(config: ApoConfig, scratch: Path) -> DatasetWorkspace:
     """A fresh clone of the dataset workspace, pointed at the same remote."""
     source = workspace_for(config)
-    clone = DatasetWorkspace(scratch / "workspace", source.remote)
+    clone = DatasetWorkspace(scratch / WORKSPACE, source.remote)
     source.git("clone", "-q", str(source.root), str(clone.root))
     clone.dvc("remote", "add", "--local", "-f", "-d", "storage", source.remote.url)
     if source.remote.is_s3 and source.remote.endpoint_url:
@@ -47,18 +47,18 @@ def _largest_difference(stored_dir: Path, policy) -> float:
 
 def _evaluation_outcomes(round_config: ApoConfig, model_dir: Path, tasks: list[str]) -> dict[str, dict[str, int]]:
     from apo_core.evaluate import evaluation_chunks
-    from apo_core.loop.learner import evaluate_chunk, round_suites
+    from apo_core.loop.learner import evaluate_model_on_chunk, round_suites
     from apo_core.registry.gate import summarise
 
     chunks = evaluation_chunks(round_config, tasks=tasks, suites=round_suites(round_config))
-    rows = [evaluate_chunk(round_config, model_dir, chunk).to_dict() for chunk in chunks]
+    rows = [evaluate_model_on_chunk(round_config, model_dir, chunk).to_dict() for chunk in chunks]
     return summarise(rows)["outcomes"]
 
 
 def reproduce(config: ApoConfig, round_number: int, on_notice=print) -> dict:
     """Retrain and re-evaluate round N; the comparison with what is stored."""
     from apo_core.loop.layout import loop_tasks
-    from apo_core.loop.learner import train_from_dataset
+    from apo_core.loop.update import train_from_dataset
     from apo_core.policy import load_policy
 
     registry = registry_for(config)
@@ -70,8 +70,8 @@ def reproduce(config: ApoConfig, round_number: int, on_notice=print) -> dict:
                        f"dataset; it cannot be reproduced")
     round_config = ApoConfig.model_validate(training["config"])
     started = time.monotonic()
-    (config.paths.workdir / "reproduce").mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=config.paths.workdir / "reproduce") as scratch:
+    reproduce_dir(config).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=reproduce_dir(config)) as scratch:
         scratch = Path(scratch)
         workspace = _scratch_workspace(config, scratch)
         on_notice(f"round {round_number}: checking out {manifest.dataset['git_tag']} from the remote")
@@ -85,19 +85,19 @@ def reproduce(config: ApoConfig, round_number: int, on_notice=print) -> dict:
         on_notice(f"round {round_number}: retraining {manifest.method} on {len(steps)} steps "
                   f"({training['threads']} threads, as the round was)")
         policy, _ = train_from_dataset(round_config, steps, version, manifest.method, scratch / "work", reference)
-        policy.save_pretrained(scratch / "model")
-        weights = sha256_hex((scratch / "model" / WEIGHTS).read_bytes())
-        identical = weights == manifest.files.get(WEIGHTS)
+        policy.save_pretrained(scratch / MODEL)
+        weights = sha256_hex((scratch / MODEL / WEIGHTS_FILE).read_bytes())
+        identical = weights == manifest.files.get(WEIGHTS_FILE)
         difference = 0.0 if identical else _largest_difference(registry.download(round_number, scratch / "stored"),
                                                                 policy)
         on_notice(f"round {round_number}: re-evaluating on the round's {manifest.metrics.get('episodes')} seeds")
-        outcomes = _evaluation_outcomes(round_config, scratch / "model", loop_tasks(round_config))
+        outcomes = _evaluation_outcomes(round_config, scratch / MODEL, loop_tasks(round_config))
     stored = manifest.metrics.get("outcomes", {})
     compared = [(suite, key) for suite, by_seed in stored.items() for key in by_seed]
     same = sum(stored[suite][key] == outcomes.get(suite, {}).get(key) for suite, key in compared)
     return {"round": round_number, "dataset_tag": version.tag, "dataset_md5": version.md5,
             "code_commit": training.get("code_commit"), "config_hash": training.get("config_hash"),
-            "weights_sha256": weights, "stored_weights_sha256": manifest.files.get(WEIGHTS),
+            "weights_sha256": weights, "stored_weights_sha256": manifest.files.get(WEIGHTS_FILE),
             "identical_weights": identical, "largest_parameter_difference": difference,
             "outcomes_compared": len(compared), "outcomes_identical": same, "seconds": time.monotonic() - started}
 

@@ -14,14 +14,16 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+from apo_core.actors import RandomActor
 from apo_core.config import ApoConfig
-from apo_core.envs import process_env
+from apo_core.config.world import ADHOC_SEEDS_PER_ROBOT
+from apo_core.envs import make_env, process_env
 from apo_core.errors import ApoError
 from apo_core.human import ScriptedExpert, SimulatedHuman
-from apo_core.loop.layout import expert_dir, interaction_dir, next_round, round_interaction_dirs
-from apo_core.policy import cached_policy
+from apo_core.policy import cached_policy, load_policy
 from apo_core.policy.actor import VlaActor
 from apo_core.recording.collector import EMPTY_SUMMARY, CollectionSummary, collect_episodes, recorded_summary
 from apo_core.recording.episodes import Episode
@@ -29,7 +31,17 @@ from apo_core.recording.locks import robot_lock
 from apo_core.recording.store import EpisodeStore
 from apo_core.registry.object_store import NotFound
 from apo_core.registry.store import registry_for
-from apo_core.rounds import round_name
+from apo_core.workdir import (
+    EXPERT_COLLECTION,
+    collection_dir,
+    deployed_dir,
+    expert_dir,
+    interaction_dir,
+    next_round,
+    policy_collection,
+    round_interaction_dirs,
+    round_name,
+)
 
 OnEpisode = Callable[[Episode, Path], None]
 
@@ -40,7 +52,7 @@ def record_demonstrations(config: ApoConfig, task: str, on_episode: OnEpisode | 
     robot = config.collect.robots[0]
     with robot_lock(config.paths.workdir, robot):
         return collect_episodes(
-            env, ScriptedExpert(env), None, EpisodeStore.for_writing(expert_dir(config, task)), collection="expert",
+            env, ScriptedExpert(env), None, EpisodeStore.for_writing(expert_dir(config, task)), collection=EXPERT_COLLECTION,
             until=config.collect.expert_demos_per_task, base_seed=config.collect.seed, source="expert",
             policy_round=None, robot_id=robot, fps=config.env.fps, on_episode=on_episode,
         )
@@ -67,7 +79,7 @@ def deploy_round(config: ApoConfig, number: int) -> Path:
     except NotFound:
         raise ApoError(f"round {number}: not in the model store {config.registry_url} "
                        f"(`apo rounds` lists the stored rounds)") from None
-    local = config.paths.workdir / "deployed" / round_name(number)
+    local = deployed_dir(config, number)
     if local.exists() and not registry.matches(number, local):
         shutil.rmtree(local, ignore_errors=True)  # changed or damaged since it was deployed
     if not local.exists():
@@ -132,3 +144,73 @@ def collection_stats(config: ApoConfig, round_number: int, tasks: list[str]) -> 
 def recorded_count(config: ApoConfig, round_number: int, tasks: list[str]) -> int:
     """Episodes the fleet has recorded so far for round N (cheap: counts files)."""
     return sum(len(EpisodeStore(d)) for d in round_interaction_dirs(config, round_number, tasks))
+
+
+# ----- collections outside the loop's rounds: `apo collect` --------------------------------
+@dataclass(frozen=True)
+class Collection:
+    """Where a collection by hand goes, its name (part of every episode id), its seeds, and
+    the round of the policy acting (None: the expert, random actions or a model folder)."""
+
+    directory: Path
+    name: str
+    first_seed: int
+    seeds: int
+    policy_round: int | None
+
+
+def collection_for(config: ApoConfig, policy: str, task: str, robot: str, out: Path | None = None) -> Collection:
+    """The collection of ``policy`` (expert | random | a round number | a model folder) on
+    ``task`` by ``robot``. Interactions by policy round N are the new data of round N + 1, on
+    the robot's seeds of that round; other collections have seed blocks of their own
+    (:meth:`apo_core.config.CollectConfig.adhoc_seed`). ``out`` puts the episodes elsewhere."""
+    if policy.isdigit():
+        number = int(policy) + 1
+        return Collection(out or interaction_dir(config, number, task, robot), round_name(number),
+                          config.collect.round_seed(number, robot), config.collect.seeds_per_robot, int(policy))
+    actor = policy if policy in ("expert", "random") else "policy"
+    name = policy_collection(policy)
+    return Collection(out or collection_dir(config, name, task), name, config.collect.adhoc_seed(actor, robot),
+                      ADHOC_SEEDS_PER_ROBOT, None)
+
+
+def actor_factory(config: ApoConfig, policy: str) -> Callable[[object], object]:
+    """An actor for a world, from ``policy``: expert | random | a round number (that round of
+    the model store, deployed verified) | a model folder (loaded once, for every world)."""
+    if policy == "expert":
+        return ScriptedExpert
+    if policy == "random":
+        return lambda env: RandomActor(env.action_dim)
+    directory = deploy_round(config, int(policy)) if policy.isdigit() else Path(policy)
+    try:
+        model = load_policy(directory)
+    except FileNotFoundError as error:
+        raise ApoError(str(error)) from None
+    return lambda env: VlaActor(model, env.instruction, name=f"vla:{directory.name}")
+
+
+def collect_by_hand(config: ApoConfig, *, task: str, episodes: int, policy: str, robot: str, out: Path | None = None,
+                    perturbation: str | None = None, human: bool = True,
+                    on_episode: OnEpisode | None = None) -> tuple[CollectionSummary, Path]:
+    """``episodes`` more episodes of ``policy`` on ``task`` as ``robot``, holding its writer
+    lock, with the simulated human watching (unless ``human`` is false or the expert acts);
+    returns what was recorded and where."""
+    if episodes < 1:
+        raise ApoError(f"--episodes must be >= 1, got {episodes}")
+    config.collect.robot_index(robot)  # an unknown robot is refused here
+    collection = collection_for(config, policy, task, robot, out)
+    with robot_lock(config.paths.workdir, robot):
+        recorded = len(EpisodeStore(collection.directory))
+        if recorded + episodes > collection.seeds:
+            raise ApoError(f"{collection.directory}: {recorded} episodes recorded + {episodes} more would exceed the "
+                           f"{collection.seeds} seeds of robot {robot} for this collection")
+        env = make_env(task, config.env, config.perturbation(perturbation) if perturbation else None)
+        actor = actor_factory(config, policy)(env)
+        source = "expert" if policy == "expert" else "interaction"
+        overseer = SimulatedHuman(ScriptedExpert(env), env, config.takeover) if human and source != "expert" else None
+        store = EpisodeStore.for_writing(collection.directory)
+        summary = collect_episodes(env, actor, overseer, store, collection=collection.name, episodes=episodes,
+                                   base_seed=collection.first_seed, source=source,
+                                   policy_round=collection.policy_round, robot_id=robot, fps=config.env.fps,
+                                   perturbation=perturbation, on_episode=on_episode)
+    return summary, store.directory

@@ -8,17 +8,16 @@ which dataset version the champion was trained on.
 from __future__ import annotations
 
 from apo_core.config import ApoConfig
-from apo_core.loop.layout import loop_tasks, next_round
+from apo_core.loop.layout import loop_tasks
 from apo_core.loop.robots import recorded_count
 from apo_core.registry.store import registry_for
+from apo_core.workdir import next_round
 
 
 def loop_status(config: ApoConfig) -> dict:
     registry = registry_for(config)
     champion, _ = registry.champion()
-    log = registry.audit_log()
-    aborted = {e["aborts"] for e in log if e["action"] == "aborted"}
-    decisions = [e for e in log if e["action"] in ("promote", "reject", "rollback") and e["id"] not in aborted]
+    decisions = registry.decisions()
     pending_move = registry.pending_move()
     pending = next_round(config)
     collected = recorded_count(config, pending, loop_tasks(config))

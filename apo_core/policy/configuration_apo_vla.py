@@ -1,4 +1,5 @@
-"""Configuration of the tiny VLA (LeRobot style: a dataclass next to the model).
+"""Configuration of the tiny VLA (LeRobot style: next to the model): its ``policy:``
+section (``kind: apo-vla``) and the dataclass saved as its config.json.
 
 Sizes are chosen for a 2-core CPU: a Llama decoder (2 layers, width 128) emits one token
 per action dim and step of a chunk of H actions, conditioned on the instruction and the
@@ -9,16 +10,48 @@ stack (``vision_encoder: conv``, conv_encoder.py) or the patches of a SigLIP tow
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Literal
 
-StateInputs = Literal["proprio", "proprio+goal", "proprio+objects"]
+from pydantic import Field, model_validator
+
+from apo_core.policy.configuration import PolicySection, SavedPolicyConfig, StateInputs
+
+
+class ApoVlaPolicyConfig(PolicySection):
+    """The tiny VLA (apo_core/policy/modeling_apo_vla.py). A Llama decoder emits one token
+    per action dim and chunk step (OpenVLA-style bins), reading the camera through a conv +
+    spatial-softmax encoder or a SigLIP tower, or the low-dim state alone (docs/policies.md
+    §6)."""
+
+    kind: Literal["apo-vla"] = Field("apo-vla", description="apo-vla: the tiny VLA, one token per action dim "
+                                     "(OpenVLA-style bins); paligemma-fast has its own fields (docs/policies.md)")
+    estimate_objects: bool = Field(True, description="with an image: the state token also reads the image's "
+                                   "estimate of the object poses (the object head, trained by "
+                                   "train.aux_object_weight; the true poses are never read)")
+    vision_encoder: Literal["conv", "siglip"] = Field(
+        "conv", description="the image encoder. conv: a small conv stack whose spatial-softmax keypoints are the "
+        "image tokens (robomimic's VisualCore; resolves a 2-pixel object); siglip: a SigLIP tower, one token per "
+        "patch (patch_size, vision_layers)")
+    conv_channels: int = Field(32, ge=4, description="conv encoder: channels of its four 3×3 layers")
+    keypoints: int = Field(16, ge=1, description="conv encoder: spatial-softmax keypoints, one image token each")
+
+    @model_validator(mode="after")
+    def _estimates_need_the_image(self) -> ApoVlaPolicyConfig:
+        if self.estimate_objects and not self.use_image:
+            raise ValueError("estimate_objects needs use_image: true (the estimate is read from the image)")
+        return self
+
+    @property
+    def tiles_image(self) -> bool:
+        return self.use_image and self.vision_encoder == "siglip"
 
 
 @dataclass
-class ApoVlaConfig:
+class ApoVlaConfig(SavedPolicyConfig):
+    """The saved config (config.json): the section's sizes, the world's image size and
+    action dims, the demonstrations' state statistics and words."""
+
     # observation. Without the image (use_image=False) the model has no vision tower and
     # the world need not render while the policy acts: ~10x cheaper episodes on a CPU.
     use_image: bool = True
@@ -46,8 +79,7 @@ class ApoVlaConfig:
     estimate_objects: bool = False
     max_instruction_tokens: int = 8
     # image encoder: "conv" (conv stack + spatial-softmax keypoints, one token per keypoint)
-    # or "siglip" (a SigLIP tower, one token per patch). The dataclass defaults are those of
-    # a saved config that lacks the field; policy.* in the pipeline's config picks new ones.
+    # or "siglip" (a SigLIP tower, one token per patch)
     vision_encoder: Literal["conv", "siglip"] = "siglip"
     conv_channels: int = 32
     keypoints: int = 16
@@ -69,11 +101,6 @@ class ApoVlaConfig:
     instruction_vocab: list[str] = field(default_factory=list)
 
     @property
-    def state_dim(self) -> int:
-        extra = {"proprio": 0, "proprio+goal": 3, "proprio+objects": self.environment_state_dim}[self.state_inputs]
-        return self.proprio_dim + extra
-
-    @property
     def state_token_inputs(self) -> int:
         """What the state token's MLP reads: the state, and the image's object estimate if asked."""
         return self.state_dim + (self.environment_state_dim if self.estimate_objects else 0)
@@ -88,11 +115,8 @@ class ApoVlaConfig:
     def action_tokens(self) -> int:
         return self.chunk_size * self.action_dim
 
-    def save(self, path: Path, kind: str) -> None:
-        path.write_text(json.dumps({"kind": kind, **asdict(self)}, indent=2))
-
     @classmethod
-    def load(cls, path: Path) -> ApoVlaConfig:
-        data = json.loads(path.read_text())
-        data.pop("kind", None)
-        return cls(**data)
+    def from_section(cls, section: ApoVlaPolicyConfig, **derived) -> ApoVlaConfig:
+        """A fresh policy's config: the section's sizes, its MLPs twice their widths."""
+        return super().from_section(section, vision_intermediate_size=2 * section.vision_hidden_size,
+                                    decoder_intermediate_size=2 * section.hidden_size, **derived)

@@ -1,4 +1,5 @@
-"""Configuration of the π0-FAST-layout VLA (LeRobot style: a dataclass next to the model).
+"""Configuration of the π0-FAST-layout VLA (LeRobot style: next to the model): its
+``policy:`` section (``kind: paligemma-fast``) and the dataclass saved as its config.json.
 
 PaliGemma (a SigLIP vision tower and a Gemma decoder, transformers' classes) built from
 this config, no download: the image's patch tokens, the instruction and the discretised
@@ -14,16 +15,39 @@ over the FAST tokens and EOS only.
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Literal
+
+from pydantic import Field
+
+from apo_core.policy.configuration import PolicySection, SavedPolicyConfig, StateInputs
 
 SPECIALS = ["[PAD]", "[UNK]", "[BOS]", "[BOA]", "[IMG]"]
 
 
+class PaliGemmaFastPolicyConfig(PolicySection):
+    """The π0-FAST layout (apo_core/policy/modeling_paligemma_fast.py). PaliGemma reads the
+    image (its SigLIP tower, whenever use_image is true), the instruction and the discretised
+    state, and emits the FAST tokens of the next chunk_size actions and EOS; its language
+    model is a Gemma of hidden_size × decoder_layers (docs/policies.md §3)."""
+
+    kind: Literal["paligemma-fast"] = Field("paligemma-fast", description="paligemma-fast: PaliGemma emitting FAST "
+                                            "tokens of an action chunk (docs/policies.md §3)")
+    fast_scale: float = Field(10.0, gt=0, description="DCT coefficients are rounded after scaling by this (larger: "
+                              "finer, more tokens)")
+    fast_vocab_size: int = Field(256, ge=16, description="FAST tokens (BPE vocabulary) fitted on the "
+                                 "demonstrations")
+
+    @property
+    def tiles_image(self) -> bool:
+        return self.use_image
+
+
 @dataclass
-class PaliGemmaFastConfig:
+class PaliGemmaFastConfig(SavedPolicyConfig):
+    """The saved config (config.json): the section's sizes, the world's image size and
+    action dims, the demonstrations' state statistics and words, the fitted FAST vocabulary."""
+
     use_image: bool = True
     image_size: int = 64
     patch_size: int = 8
@@ -38,24 +62,28 @@ class PaliGemmaFastConfig:
     text_intermediate_size: int = 256
     proprio_dim: int = 4
     environment_state_dim: int = 17
-    state_inputs: Literal["proprio", "proprio+goal", "proprio+objects"] = "proprio+goal"
+    state_inputs: StateInputs = "proprio+goal"
     # the state, standardised with the demonstrations' statistics, discretised over ±3 std
     state_bins: int = 256
     state_mean: list[float] | None = None
     state_std: list[float] | None = None
     max_instruction_tokens: int = 8
+    # the specials and the instruction's words; set when the policy is built
+    instruction_vocab: list[str] = field(default_factory=list)
     # actions: a chunk of chunk_size steps as FAST tokens + EOS, padded to max_action_tokens
     # (chunk_size × action_dim + 1: BPE merges only shorten the coefficients)
     action_dim: int = 4
     chunk_size: int = 4
     fast_vocab_size: int = 256
     max_action_tokens: int = 17
-    instruction_vocab: list[str] = field(default_factory=list)
 
-    @property
-    def state_dim(self) -> int:
-        extra = {"proprio": 0, "proprio+goal": 3, "proprio+objects": self.environment_state_dim}[self.state_inputs]
-        return self.proprio_dim + extra
+    @classmethod
+    def from_section(cls, section: PaliGemmaFastPolicyConfig, **derived) -> PaliGemmaFastConfig:
+        """A fresh policy's config: the section's sizes (decoder_layers: the Gemma's), its
+        MLPs twice their widths and two heads' width."""
+        return super().from_section(section, vision_intermediate_size=2 * section.vision_hidden_size,
+                                    text_layers=section.decoder_layers, text_intermediate_size=2 * section.hidden_size,
+                                    head_dim=section.hidden_size // 2, **derived)
 
     @property
     def image_tokens(self) -> int:
@@ -81,11 +109,3 @@ class PaliGemmaFastConfig:
     def prefix_length(self) -> int:
         return self.image_tokens + 1 + self.max_instruction_tokens + self.state_dim + 1
 
-    def save(self, path: Path, kind: str) -> None:
-        path.write_text(json.dumps({"kind": kind, **asdict(self)}, indent=2))
-
-    @classmethod
-    def load(cls, path: Path) -> PaliGemmaFastConfig:
-        data = json.loads(path.read_text())
-        data.pop("kind", None)
-        return cls(**data)

@@ -1,11 +1,14 @@
-"""Inputs both policies share: the low-dim state they read, the instruction's word-level
-tokenizer (no download), and random-shift image augmentation."""
+"""Inputs both policies share: the low-dim state they read and its statistics over the
+demonstrations, the instruction's word-level tokenizer (no download), and random-shift
+image augmentation."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from transformers import PreTrainedTokenizerFast
+
+from apo_core.policy.configuration import GOAL_DIMS
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[BOA]"]
 
@@ -15,8 +18,24 @@ def state_input(state_inputs: str, proprio: torch.Tensor, environment_state: tor
     if state_inputs == "proprio":
         return proprio
     if state_inputs == "proprio+goal":
-        return torch.cat([proprio, environment_state[:, -3:]], dim=-1)
+        return torch.cat([proprio, environment_state[:, -GOAL_DIMS:]], dim=-1)
     return torch.cat([proprio, environment_state], dim=-1)
+
+
+def standardisation(values: torch.Tensor) -> tuple[list[float], list[float]]:
+    """Per-dim mean and std over the rows; the std floored so that a constant dim (a fixed
+    goal) stays finite."""
+    return values.mean(dim=0).tolist(), values.std(dim=0).clamp_min(1e-3).tolist()
+
+
+def demonstrated_state(state_inputs: str, demonstrations) -> dict:
+    """What a fresh policy's saved config takes from the demonstrations' states: their dims
+    and the selected state's statistics (it is standardised with them)."""
+    proprio = torch.from_numpy(demonstrations.proprio)
+    environment = torch.from_numpy(demonstrations.environment_state)
+    mean, std = standardisation(state_input(state_inputs, proprio, environment))
+    return {"proprio_dim": proprio.shape[1], "environment_state_dim": environment.shape[1], "state_mean": mean,
+            "state_std": std}
 
 
 def instruction_vocab(instructions: list[str]) -> list[str]:

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
-"""The policy implementations by ``policy.kind``, and how a policy comes to be: built
-fresh from the config and the demonstrations, or loaded from a directory (a stored round,
-or a pretrained checkpoint named by ``policy.pretrained``)."""
+"""The policy implementations by ``policy.kind`` (each names its ``policy:`` section class,
+``config_class``; the sections by kind: apo_core/config/learning.py), and how a policy comes
+to be: built fresh from its section and the demonstrations, or loaded from a directory (a
+stored round, or a pretrained checkpoint named by ``policy.pretrained``)."""
 
 from __future__ import annotations
 

@@ -33,12 +33,19 @@ from transformers import (
 )
 
 from apo_core.action_tokenizer import ActionTokenizer
-from apo_core.policy.configuration_apo_vla import ApoVlaConfig
+from apo_core.policy.configuration_apo_vla import ApoVlaConfig, ApoVlaPolicyConfig
 from apo_core.policy.conv_encoder import ConvKeypointEncoder
-from apo_core.policy.inputs import build_instruction_tokenizer, instruction_vocab, random_shift, state_input
-from apo_core.policy.interface import CONFIG_FILE, ActionScores, ActionTokens, Policy, to_device
+from apo_core.policy.inputs import (
+    build_instruction_tokenizer,
+    demonstrated_state,
+    instruction_vocab,
+    random_shift,
+    standardisation,
+    state_input,
+)
+from apo_core.policy.interface import CONFIG_FILE, WEIGHTS_FILE, ActionScores, ActionTokens, to_device
+from apo_core.policy.pretrained import PretrainedPolicy
 
-WEIGHTS_FILE = "model.safetensors"
 ACTION_STATS_FILE = "action_stats.json"
 
 # LoRA on the decoder only: a plain "q_proj" would also match SigLIP's attention.
@@ -79,11 +86,12 @@ def image_encoder(config: ApoVlaConfig) -> nn.Module | None:
         image_size=config.image_size, patch_size=config.patch_size, vision_use_head=False))
 
 
-class ApoVlaPolicy(Policy):
+class ApoVlaPolicy(PretrainedPolicy):
     """The tiny VLA: one token per action dim and chunk step, OpenVLA-style bins
     (``policy.kind: apo-vla``)."""
 
     kind = "apo-vla"
+    config_class = ApoVlaPolicyConfig
     lora_targets = DECODER_LORA_TARGETS
     vision_lora_targets = VISION_LORA_TARGETS
 
@@ -125,52 +133,25 @@ class ApoVlaPolicy(Policy):
         # Reads the image's pooled feature alone: a training-only target that makes the encoder find the objects.
         self.object_head = nn.Linear(config.hidden_size, config.environment_state_dim) if config.use_image else None
         self._instruction_cache: dict[str, list[int]] = {}
-        # Not in the state dict: the statistics live in the config (saved as config.json).
-        mean = torch.tensor(config.state_mean if config.state_mean is not None else [0.0] * config.state_dim)
-        std = torch.tensor(config.state_std if config.state_std is not None else [1.0] * config.state_dim)
-        self.register_buffer("state_mean", mean.float(), persistent=False)
-        self.register_buffer("state_std", std.float(), persistent=False)
-        dims = config.environment_state_dim
-        for name, values, default in (("environment_state_mean", config.environment_state_mean, 0.0),
-                                      ("environment_state_std", config.environment_state_std, 1.0)):
-            self.register_buffer(name, torch.tensor(values or [default] * dims).float(), persistent=False)
+        self.register_statistics("state", config.state_mean, config.state_std, config.state_dim)
+        self.register_statistics("environment_state", config.environment_state_mean, config.environment_state_std,
+                                 config.environment_state_dim)
         centers = torch.from_numpy(action_tokenizer.centers.astype(np.float32))
         self.register_buffer("bin_centers", centers, persistent=False)
 
     @classmethod
-    def build(cls, policy_config, demonstrations, *, image_size: int, action_dim: int, gripper_dim: int,
-              seed: int) -> ApoVlaPolicy:
-        """Random-initialised from the config; the action bins' and the state's statistics
+    def build(cls, policy_config: ApoVlaPolicyConfig, demonstrations, *, image_size: int, action_dim: int,
+              gripper_dim: int, seed: int) -> ApoVlaPolicy:
+        """Random-initialised from the section; the action bins' and the state's statistics
         from the demonstrations (expert steps)."""
-        environment = torch.from_numpy(demonstrations.environment_state)
-        state = state_input(policy_config.state_inputs, torch.from_numpy(demonstrations.proprio), environment)
+        section = cls.section(policy_config)
+        environment_mean, environment_std = standardisation(torch.from_numpy(demonstrations.environment_state))
         torch.manual_seed(seed)
-        config = ApoVlaConfig(
-            image_size=image_size,
-            patch_size=policy_config.patch_size,
-            proprio_dim=demonstrations.proprio.shape[1],
-            environment_state_dim=demonstrations.environment_state.shape[1],
-            state_inputs=policy_config.state_inputs,
-            estimate_objects=policy_config.estimate_objects,
-            use_image=policy_config.use_image,
-            vision_encoder=policy_config.vision_encoder,
-            conv_channels=policy_config.conv_channels,
-            keypoints=policy_config.keypoints,
-            vision_hidden_size=policy_config.vision_hidden_size,
-            vision_intermediate_size=2 * policy_config.vision_hidden_size,
-            vision_layers=policy_config.vision_layers,
-            hidden_size=policy_config.hidden_size,
-            decoder_intermediate_size=2 * policy_config.hidden_size,
-            decoder_layers=policy_config.decoder_layers,
-            chunk_size=policy_config.chunk_size,
-            action_dim=action_dim,
-            gripper_dim=gripper_dim,
+        config = ApoVlaConfig.from_section(
+            section, image_size=image_size, action_dim=action_dim, gripper_dim=gripper_dim,
             instruction_vocab=instruction_vocab(sorted(set(demonstrations.instructions))),
-            state_mean=state.mean(dim=0).tolist(),
-            state_std=state.std(dim=0).clamp_min(1e-3).tolist(),  # a constant dim (a fixed goal) stays finite
-            environment_state_mean=environment.mean(dim=0).tolist(),
-            environment_state_std=environment.std(dim=0).clamp_min(1e-3).tolist(),
-        )
+            environment_state_mean=environment_mean, environment_state_std=environment_std,
+            **demonstrated_state(section.state_inputs, demonstrations))
         return cls(config, ActionTokenizer.fit(demonstrations.actions))
 
     # ----- inputs -------------------------------------------------------------------
@@ -312,14 +293,6 @@ class ApoVlaPolicy(Policy):
         """The gripper's token in each step of the chunk."""
         dims = self.config.action_dim
         return [step * dims + self.config.gripper_dim for step in range(self.config.chunk_size)]
-
-    @property
-    def chunk_size(self) -> int:
-        return self.config.chunk_size
-
-    @property
-    def needs_image(self) -> bool:
-        return self.config.use_image
 
     def encode_actions(self, actions: np.ndarray) -> ActionTokens:
         """Chunks [N, H, D] -> one bin per dim and step [N, H·D], step by step."""

@@ -24,10 +24,18 @@ from transformers import PaliGemmaConfig, PaliGemmaForConditionalGeneration
 
 from apo_core.action_tokenizer import ActionTokenizer
 from apo_core.fast_tokenizer import FastTokenizer
-from apo_core.policy.configuration_paligemma_fast import SPECIALS, PaliGemmaFastConfig
-from apo_core.policy.inputs import build_instruction_tokenizer, instruction_vocab, random_shift, state_input
-from apo_core.policy.interface import CONFIG_FILE, ActionScores, ActionTokens, Policy, to_device
-from apo_core.policy.modeling_apo_vla import ACTION_STATS_FILE, WEIGHTS_FILE
+from apo_core.policy.configuration_paligemma_fast import SPECIALS, PaliGemmaFastConfig, PaliGemmaFastPolicyConfig
+from apo_core.policy.inputs import (
+    SPECIAL_TOKENS,
+    build_instruction_tokenizer,
+    demonstrated_state,
+    instruction_vocab,
+    random_shift,
+    state_input,
+)
+from apo_core.policy.interface import CONFIG_FILE, WEIGHTS_FILE, ActionScores, ActionTokens, to_device
+from apo_core.policy.modeling_apo_vla import ACTION_STATS_FILE
+from apo_core.policy.pretrained import PretrainedPolicy
 
 FAST_FILE = "fast_tokenizer.json"
 # LoRA on every linear layer of the language model (the authors' "all linear").
@@ -61,8 +69,9 @@ def _paligemma(config: PaliGemmaFastConfig) -> PaliGemmaForConditionalGeneration
         image_token_index=image_token, projection_dim=config.hidden_size, vocab_size=config.vocab_size))
 
 
-class PaliGemmaFastPolicy(Policy):
+class PaliGemmaFastPolicy(PretrainedPolicy):
     kind = "paligemma-fast"
+    config_class = PaliGemmaFastPolicyConfig
     lora_targets = LANGUAGE_MODEL_LORA_TARGETS
     vision_lora_targets = VISION_LORA_TARGETS
 
@@ -74,35 +83,25 @@ class PaliGemmaFastPolicy(Policy):
         self.config, self.normalizer, self.fast = config, normalizer, fast
         self.text_tokenizer = build_instruction_tokenizer(config.instruction_vocab)
         self.model = _paligemma(config)
-        mean = torch.tensor(config.state_mean if config.state_mean is not None else [0.0] * config.state_dim)
-        std = torch.tensor(config.state_std if config.state_std is not None else [1.0] * config.state_dim)
-        self.register_buffer("state_mean", mean.float(), persistent=False)
-        self.register_buffer("state_std", std.float(), persistent=False)
+        self.register_statistics("state", config.state_mean, config.state_std, config.state_dim)
 
     @classmethod
-    def build(cls, policy_config, demonstrations, *, image_size: int, action_dim: int, gripper_dim: int,
-              seed: int) -> PaliGemmaFastPolicy:
-        """From the config; the action quantiles, the FAST tokenizer (fitted on the
+    def build(cls, policy_config: PaliGemmaFastPolicyConfig, demonstrations, *, image_size: int, action_dim: int,
+              gripper_dim: int, seed: int) -> PaliGemmaFastPolicy:
+        """From the section; the action quantiles, the FAST tokenizer (fitted on the
         demonstrations' normalised chunks) and the state's statistics from the demonstrations."""
         from apo_core.data.steps import action_chunks
 
-        horizon = policy_config.chunk_size
+        section = cls.section(policy_config)
+        horizon = section.chunk_size
         normalizer = ActionTokenizer.fit(demonstrations.actions)
         chunks = normalizer.normalize(action_chunks(demonstrations.actions, demonstrations.episode_ids, horizon))
-        fast = FastTokenizer.fit(chunks, scale=policy_config.fast_scale, vocab_size=policy_config.fast_vocab_size)
-        state = state_input(policy_config.state_inputs, torch.from_numpy(demonstrations.proprio),
-                            torch.from_numpy(demonstrations.environment_state))
-        words = instruction_vocab(sorted(set(demonstrations.instructions)))
-        config = PaliGemmaFastConfig(
-            use_image=policy_config.use_image, image_size=image_size, patch_size=policy_config.patch_size,
-            vision_hidden_size=policy_config.vision_hidden_size, vision_layers=policy_config.vision_layers,
-            vision_intermediate_size=2 * policy_config.vision_hidden_size, hidden_size=policy_config.hidden_size,
-            text_layers=policy_config.decoder_layers, text_intermediate_size=2 * policy_config.hidden_size,
-            head_dim=policy_config.hidden_size // 2, proprio_dim=demonstrations.proprio.shape[1],
-            environment_state_dim=demonstrations.environment_state.shape[1], state_inputs=policy_config.state_inputs,
-            state_mean=state.mean(dim=0).tolist(), state_std=state.std(dim=0).clamp_min(1e-3).tolist(),
-            action_dim=action_dim, chunk_size=horizon, fast_vocab_size=fast.vocab_size,
-            max_action_tokens=horizon * action_dim + 1, instruction_vocab=SPECIALS + words[3:])
+        fast = FastTokenizer.fit(chunks, scale=section.fast_scale, vocab_size=section.fast_vocab_size)
+        words = instruction_vocab(sorted(set(demonstrations.instructions)))[len(SPECIAL_TOKENS):]
+        config = PaliGemmaFastConfig.from_section(
+            section, image_size=image_size, action_dim=action_dim, fast_vocab_size=fast.vocab_size,
+            max_action_tokens=horizon * action_dim + 1, instruction_vocab=SPECIALS + words,
+            **demonstrated_state(section.state_inputs, demonstrations))
         torch.manual_seed(seed)
         return cls(config, normalizer, fast)
 
@@ -114,14 +113,6 @@ class PaliGemmaFastPolicy(Policy):
     @property
     def undesirable_skip(self) -> list[int] | None:
         return None
-
-    @property
-    def chunk_size(self) -> int:
-        return self.config.chunk_size
-
-    @property
-    def needs_image(self) -> bool:
-        return self.config.use_image
 
     def encode_actions(self, actions: np.ndarray) -> ActionTokens:
         """Chunks [N, H, D] -> FAST ids + EOS, padded to ``max_action_tokens`` (H × D + 1: BPE

@@ -134,6 +134,17 @@ class EpisodeStore:
         return len(self.paths())
 
 
+def episode_dirs_under(root: str | Path) -> list[Path]:
+    """``root`` if it holds episodes, else every directory below it that does, in order (a
+    collection's folder, a task's, a robot's: any folder above the episode files)."""
+    root = Path(root)
+    if len(EpisodeStore(root)):
+        return [root]
+    if not root.is_dir():
+        return []
+    return [d for d in sorted(p for p in root.rglob("*") if p.is_dir()) if len(EpisodeStore(d))]
+
+
 def check_unique(episodes: list[tuple[Path, Episode]], known: dict[str, str] | None = None) -> None:
     """Refuse duplicates: one episode per id and per content, among ``episodes`` (path, episode)
     and against ``known`` (id -> content sha256 of the episodes already in a dataset).

@@ -258,6 +258,13 @@ class ModelRegistry:
             events.append(entry.model_copy(update={"id": entry_id}).model_dump())
         return events
 
+    def decisions(self) -> list[dict]:
+        """The promote, reject and rollback entries that took effect, oldest first (an
+        ``aborted`` entry says the move of the entry it names never happened)."""
+        log = self.audit_log()
+        aborted = {event["aborts"] for event in log if event["action"] == "aborted"}
+        return [e for e in log if e["action"] in ("promote", "reject", "rollback") and e["id"] not in aborted]
+
 
 def headline(metrics: dict) -> dict:
     """Metrics without the per-seed outcomes: what the champion pointer and audit log repeat."""

@@ -9,7 +9,6 @@ import numpy as np
 from apo_core.labels import ActedBy, Label
 from apo_core.objectives import nll_loss
 from apo_core.policy import ActionScores, observations_of
-from apo_core.sampler import uniform_epochs
 from apo_core.training.trainer import UpdateTrainer
 
 
@@ -22,10 +21,7 @@ class DaggerTrainer(UpdateTrainer):
 
     def batches(self) -> list:
         """``train.epochs`` shuffled passes: every row once per epoch."""
-        rows = self.learn_from()
-        if not np.any(self.steps.labels[rows] == Label.HUMAN):
-            raise ValueError(f"{self.method}: no human-correction steps in the data: nothing to learn from")
-        return uniform_epochs(rows, self.config.batch_size, self.config.epochs, self.config.seed)
+        return self.passes_over(self.learn_from())
 
     def prepare(self, batches: list) -> None:
         self.tokens = self.policy.encode_actions(self.chunks(self.steps.actions))

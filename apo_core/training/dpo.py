@@ -6,10 +6,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from apo_core.labels import ActedBy, Label
+from apo_core.labels import ActedBy
 from apo_core.objectives import dpo_loss
 from apo_core.policy import observations_of
-from apo_core.sampler import uniform_epochs
 from apo_core.training.reference import reference_scores
 from apo_core.training.trainer import UpdateTrainer
 
@@ -21,9 +20,7 @@ class DPOTrainer(UpdateTrainer):
         """Shuffled passes over the human steps that have a recorded policy proposal."""
         has_proposal = ~np.isnan(self.steps.policy_actions).any(axis=1)
         rows = np.flatnonzero((self.steps.acted_by == ActedBy.HUMAN) & has_proposal)
-        if not np.any(self.steps.labels[rows] == Label.HUMAN):
-            raise ValueError(f"{self.method}: no human-correction steps in the data: nothing to learn from")
-        return uniform_epochs(rows, self.config.batch_size, self.config.epochs, self.config.seed)
+        return self.passes_over(rows)
 
     def prepare(self, batches: list) -> None:
         chosen = self.policy.encode_actions(self.chunks(self.steps.actions))

@@ -20,6 +20,7 @@ from apo_core.config import TrainConfig
 from apo_core.data.steps import Steps, action_chunks, poses_recorded
 from apo_core.labels import Label, chunk_labels
 from apo_core.policy import ActionScores, Policy
+from apo_core.sampler import uniform_epochs
 from apo_core.training.run import Notice, ProgressCallback, optimise, resolve_device, run_identity
 
 
@@ -139,3 +140,10 @@ class UpdateTrainer(Trainer):
             desirable = torch.from_numpy(self.steps.labels[index] != Label.FAILURE_PRONE).to(self.device)
             return index, desirable
         return batch, torch.ones(len(batch), dtype=torch.bool, device=self.device)
+
+    def passes_over(self, rows: np.ndarray) -> list:
+        """``train.epochs`` shuffled passes over ``rows``, every row once per pass; an update
+        learns from the human's corrections, so ``rows`` must hold at least one."""
+        if not np.any(self.steps.labels[rows] == Label.HUMAN):
+            raise ValueError(f"{self.method}: no human-correction steps in the data: nothing to learn from")
+        return uniform_epochs(rows, self.config.batch_size, self.config.epochs, self.config.seed)

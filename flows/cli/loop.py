@@ -8,8 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from apo_core.config import ApoConfig
-from flows.cli_common import UPDATE_METHODS
+from apo_core.config import UPDATE_METHODS, ApoConfig
 
 
 def add_commands(commands) -> None:
@@ -49,12 +48,12 @@ def run_loop(config: ApoConfig, *, rounds: int, method: str) -> list[dict]:
     """Bootstrap if needed, then run rounds until ``rounds`` loop rounds exist; print the table."""
     prefect_defaults()
     from apo_core.loop import report
-    from apo_core.loop.layout import next_round, round_history
+    from apo_core.workdir import next_round, report_plot, round_history
     from flows.lifelong import lifelong
 
     pending = max(0, rounds - (next_round(config) - 1))
     lifelong(rounds=pending, method=method, config=config)
     history = round_history(config)
     print(report.text_table(history))
-    print(f"plot: {config.paths.workdir / 'report' / 'rounds.png'}")
+    print(f"plot: {report_plot(config)}")
     return history

@@ -3,9 +3,10 @@
 Every subcommand reads one validated config (``--config``, default configs/default.yaml).
 User errors (bad config, unknown task, unwritable directory...) print one line and exit 2.
 Heavy libraries (torch, mujoco, lerobot) are imported inside the commands that need them.
-This module builds the parser and dispatches; the commands live in one module per group:
-cli_collect (collect, train, evaluate), cli_datasets (dataset, lineage),
-cli_registry (publish, rounds, rollback, audit), cli_loop (demo, run) and cli_config (config).
+This module builds the parser and dispatches; the commands live in one module per group, each
+parsing and printing only (the work is apo_core's): collect (collect, train, evaluate), datasets
+(dataset, ingest, lineage), registry (publish, rounds, rollback, audit, reproduce, status), loop
+(demo, run) and config (config).
 """
 
 from __future__ import annotations
@@ -17,12 +18,10 @@ from pathlib import Path
 
 from apo_core.config import load_with_sources, parse_assignments
 from apo_core.errors import ApoError, mask_credentials
-from flows import cli_collect, cli_config, cli_datasets, cli_loop, cli_registry
-from flows.cli_common import UPDATE_METHODS
+from flows.cli import collect, datasets, loop, registry
+from flows.cli import config as config_commands
 
 EXIT_USER_ERROR = 2
-
-__all__ = ["EXIT_USER_ERROR", "UPDATE_METHODS", "main"]
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -34,7 +33,7 @@ def _build_parser() -> argparse.ArgumentParser:
                         help="set any config key, e.g. --set train.lr=1e-4 (repeatable)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and Prefect's own console logs")
     commands = parser.add_subparsers(dest="command", required=True)
-    for group in (cli_collect, cli_datasets, cli_registry, cli_loop, cli_config):  # the order of `apo --help`
+    for group in (collect, datasets, registry, loop, config_commands):  # the order of `apo --help`
         group.add_commands(commands)
     return parser
 
@@ -88,7 +87,3 @@ def _traceback_if(debug: bool) -> None:
         import traceback
 
         traceback.print_exc()
-
-
-if __name__ == "__main__":
-    sys.exit(main())

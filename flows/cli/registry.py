@@ -10,7 +10,6 @@ import os
 from pathlib import Path
 
 from apo_core.config import ApoConfig
-from apo_core.errors import ApoError
 
 
 def add_commands(commands) -> None:
@@ -72,34 +71,11 @@ def run_publish(config: ApoConfig, round_number: int, model: Path, method: str, 
                 metrics_path: Path | None) -> None:
     import json
 
-    from apo_core.data.round_dataset import workspace_for
-    from apo_core.registry.gate import summarise
+    from apo_core.loop.learner import publish_model
 
-    check_loadable(model)
-    metrics = summarise(json.loads(metrics_path.read_text())) if metrics_path else {}
-    workspace = workspace_for(config)
-    try:
-        version = workspace.version(round_number)
-        dataset = {"md5": version.md5, "git_tag": version.tag, "git_commit": version.commit}
-    except ApoError:
-        dataset = {}
-    manifest = _registry(config).publish(round_number, model, parent_round=parent, method=method, dataset=dataset,
-                                         hyperparameters=config.train.model_dump(mode="json"), metrics=metrics)
+    evaluation = json.loads(metrics_path.read_text()) if metrics_path else None
+    manifest = publish_model(config, round_number, model, method=method, parent_round=parent, evaluation=evaluation)
     print(f"round {round_number} stored in {config.registry_url} ({len(manifest.files)} files, manifest last)")
-
-
-def check_loadable(model: Path) -> None:
-    """A round must be a policy that loads: refuse an empty, partial or foreign directory."""
-    from apo_core.policy import load_policy
-
-    if not model.is_dir():
-        raise ApoError(f"{model}: no such model directory")
-    try:
-        load_policy(model)
-    except FileNotFoundError as error:
-        raise ApoError(str(error)) from None
-    except Exception as error:  # truncated weights, a config of another model, ...
-        raise ApoError(f"{model}: not a loadable policy ({type(error).__name__}: {str(error).splitlines()[0][:160]})") from None
 
 
 def run_rounds(config: ApoConfig) -> None:

@@ -19,7 +19,8 @@ def add_commands(commands) -> None:
     build = dataset_commands.add_parser("build", help="label + append episodes, then version round N")
     build.add_argument("round", type=int)
     build.add_argument("--data", type=Path, nargs="+", default=None,
-                       help="episode directories (default: expert demos + interactions of rounds 1..N)")
+                       help="folders holding episodes, at any depth (default: the demonstrations and the "
+                            "interactions of rounds 1..N)")
     build.set_defaults(handler=_dataset_build)
     checkout = dataset_commands.add_parser("checkout", help="restore exactly the dataset of round N")
     checkout.add_argument("round", type=int)
@@ -55,11 +56,14 @@ def _lineage(config: ApoConfig, args: argparse.Namespace) -> None:
 
 def run_dataset_build(config: ApoConfig, round_number: int, data: list[Path] | None) -> None:
     from apo_core.data.round_dataset import version_round
-    from apo_core.loop.layout import dataset_sources
+    from apo_core.recording.store import episode_dirs_under
+    from apo_core.workdir import dataset_sources, episodes_dir
 
-    sources = data or dataset_sources(config, round_number, config.env.tasks)
+    sources = [d for root in data for d in episode_dirs_under(root)] if data else dataset_sources(
+        config, round_number, config.env.tasks)
     if not sources:
-        raise ApoError(f"no episode directories under {config.paths.episodes}; run `apo collect` first")
+        where = ", ".join(str(d) for d in data) if data else episodes_dir(config)
+        raise ApoError(f"no episodes under {where}: record some first (apo collect, or apo demo)")
     version, summary, record = version_round(config, round_number, sources, resume=False)
     added = f"{len(summary.episodes_added)} episodes added"
     print(f"dataset round {round_number}: {added}; md5 {version.md5}, tag {version.tag}, commit {version.commit[:10]}")
