@@ -120,3 +120,29 @@ def test_label_filters_normalise_with_round_zeros_statistics_in_dataset_and_trai
     assert (stored == Label.DROPPED).sum() == len(unfiltered) - len(filtered)
     assert sorted(stored[stored != Label.DROPPED]) == sorted(filtered.labels)
 
+
+def test_an_update_reads_its_round_the_demos_and_a_bounded_replay_from_the_tagged_dataset(three_rounds):
+    """Round 2 with a replay of one earlier episode: the steps read are exactly those of the
+    demonstrations, round 2's episodes and one of round 1's (one with a takeover), and the
+    same choice again for the same seed."""
+    from apo_core.data.training_steps import steps_from_dataset
+    from apo_core.loop.update import episodes_read, selected
+
+    config, results, _ = three_rounds
+    version, _, record = results[2]
+    checkout_round(workspace_for(config), 2)
+    train = config.train.model_copy(update={"replay_episodes": 1})
+    chosen = episodes_read(config.dataset_workspace, version, "apo", train)
+    assert chosen == episodes_read(config.dataset_workspace, version, "apo", train)
+    assert sorted(chosen["demonstrations"]) == sorted(record["expert_demo_ids"])
+    assert sorted(chosen["current"]) == sorted(record["new_episode_ids"])
+    replayed, = chosen["replayed"]
+    entry = next(e for e in record["episodes"] if e["episode_id"] == replayed)
+    assert entry["round"] == 1 and (entry["labels"].get("human") or entry["labels"].get("failure_prone"))
+    steps = steps_from_dataset(workspace_for(config).dataset_root, images=True, md5=version.md5,
+                               episodes=selected(chosen))
+    everything = steps_from_dataset(workspace_for(config).dataset_root, images=True, md5=version.md5)
+    assert set(steps.episode_ids) == set(selected(chosen)) < set(everything.episode_ids)
+    rows = [i for i, e in enumerate(everything.episode_ids) if e in set(selected(chosen))]
+    assert (steps.actions == everything.actions[rows]).all() and (steps.images == everything.images[rows]).all()
+    assert episodes_read(config.dataset_workspace, version, "bc", train) is None

@@ -27,7 +27,8 @@ pytestmark = pytest.mark.slow  # whole rounds under the Prefect engine, killed a
 @pytest.fixture(scope="module")
 def tiny_config(tmp_path_factory, s3_endpoint):
     """Tiny sizes; promote_margin 1.0 keeps round 0 the champion, so the same policy round
-    collects for every round (its episodes must still all reach the dataset)."""
+    collects for every round (its episodes must still all reach the dataset); an update
+    replays 2 episodes of earlier rounds."""
     root = tmp_path_factory.mktemp("loop")
     bucket = f"loop-{uuid.uuid4().hex[:8]}"
     boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=bucket)
@@ -36,7 +37,7 @@ def tiny_config(tmp_path_factory, s3_endpoint):
 env: {{tasks: [push], max_steps: 80}}
 collect: {{interactions_per_round: 3, expert_demos_per_task: 3, robots: [sim-robot-0]}}
 evaluation: {{episodes: 2, perturbations: [{{name: lighting, kind: lighting, magnitude: 0.5, seed: 3}}]}}
-train: {{bc_steps: 20, epochs: 5, bc_batch_size: 8, threads: 1, checkpoint_every: 10}}
+train: {{bc_steps: 20, epochs: 5, bc_batch_size: 8, threads: 1, checkpoint_every: 10, replay_episodes: 2}}
 cluster: {{engine: local}}
 dataset: {{remote: "s3://{bucket}/dvc", s3_endpoint_url: "{s3_endpoint}"}}
 registry: {{url: "s3://{bucket}/models", s3_endpoint_url: "{s3_endpoint}", promote_margin: 1.0}}
@@ -105,6 +106,25 @@ def test_a_round_killed_mid_training_completes_on_rerun(first_round, tiny_config
     assert lineage["new_episode_ids"] == [f"sim-robot-0.round-0003.push.e{i:06d}" for i in range(3)]
     assert len({h["dataset_md5"] for h in round_history(config)}) == 4
     assert [m.round for m in registry_for(config).rounds()] == [0, 1, 2, 3]
+    read = json.loads((round_dir(config, 3) / "model" / "training.json").read_text())["episodes_read"]
+    assert len(read["demonstrations"]) == 3 and read["current"] == lineage["new_episode_ids"]
+    assert len(read["replayed"]) == 2 and all(".round-0001." in e or ".round-0002." in e for e in read["replayed"])
+
+
+def test_a_round_that_replayed_earlier_rounds_reproduces_and_its_lineage_names_them(first_round, tiny_config):
+    """Round 3 read 2 of rounds 1-2's 6 episodes: `apo reproduce 3` picks the same ones
+    (identical weights) and `apo lineage 3` says which, of which round."""
+    config, _ = first_round
+    if len(round_history(config)) < 4:
+        pytest.skip("needs the 3-round run of test_a_round_killed_mid_training_completes_on_rerun")
+    command = [sys.executable, "-m", "flows.cli", "--config", str(tiny_config)]
+    result = subprocess.run([*command, "reproduce", "3", "--json"], capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0 and json.loads(result.stdout)["identical_weights"], result.stderr[-2000:]
+    lineage = subprocess.run([*command, "lineage", "3"], capture_output=True, text=True, timeout=300)
+    assert lineage.returncode == 0, lineage.stderr
+    assert "the update read 8 episodes: 3 demonstrations, 3 of round 3, replayed round " in lineage.stdout
+    replayed = [line for line in lineage.stdout.splitlines() if " replayed " in line and ".round-000" in line]
+    assert len(replayed) == 2
 
 
 def test_a_round_retrained_from_its_tag_is_the_stored_one_whatever_happens_to_the_episodes(first_round, tiny_config):

@@ -69,3 +69,32 @@ def test_records_without_per_seed_outcomes_are_refused():
 def test_mismatched_seeds_are_refused():
     with pytest.raises(GateInputError, match="different seeds"):
         promotion_decision(record({"none": CHAMPION}, first_seed=900_000_000), record({"none": CHAMPION}))
+
+
+def two_tasks(**by_task: list[int]) -> dict:
+    """Gate metrics of unperturbed outcomes on several tasks (same seeds each)."""
+    rows = [{"task": task, "suite": "none", "episodes": len(flags), "successes": sum(flags),
+             "outcomes": [{"seed": 800_000_000 + i, "success": bool(f), "length": 50, "takeovers": 0}
+                          for i, f in enumerate(flags)]}
+            for task, flags in by_task.items()]
+    return summarise(rows)
+
+
+def test_a_candidate_cannot_trade_one_task_for_another():
+    """Pooled +15 points with its interval above 0, but drawer-open 30 points worse: refused,
+    the refusal naming the task."""
+    champion = two_tasks(**{"button-press": [1] * 20 + [0] * 80, "drawer-open": [1] * 60 + [0] * 40})
+    candidate = two_tasks(**{"button-press": [1] * 80 + [0] * 20, "drawer-open": [1] * 30 + [0] * 70})
+    assert candidate["tasks"] == {"button-press": 0.8, "drawer-open": 0.3}
+    from apo_core.registry.gate import paired_suites
+
+    assert paired_suites(candidate, champion)["none"].ci95_low > 0  # the pooled gain alone would promote
+    decision, reason = promotion_decision(candidate, champion)
+    assert not decision and reason.startswith("significantly worse on drawer-open (unperturbed)")
+
+
+def test_a_task_within_its_noise_does_not_block():
+    champion = two_tasks(**{"button-press": [1] * 20 + [0] * 80, "drawer-open": [1] * 60 + [0] * 40})
+    candidate = two_tasks(**{"button-press": [1] * 80 + [0] * 20, "drawer-open": [1] * 57 + [0] * 43})
+    decision, reason = promotion_decision(candidate, champion)
+    assert decision and "significantly better" in reason

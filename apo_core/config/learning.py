@@ -166,6 +166,11 @@ class TrainConfig(Section):
                                      "training-only target the simulator records; the policy never reads the "
                                      "poses; steps recorded without poses are left out). 0: off")
     augment_shift: int = Field(4, ge=0, description="random-shift image augmentation, pixels (image policies)")
+    replay_episodes: int | None = Field(
+        80, ge=0, le=1_000_000, description="episodes of earlier rounds an update reads beside its own round's and "
+        "the demonstrations: the tasks in turn, episodes with a takeover first, seeded by train.seed "
+        "(apo_core/data/replay.py); fixed, so an update costs the same at round 50 as at round 2. null: every "
+        "earlier episode (the cost grows with the rounds)")
     epochs: float = Field(10, gt=0, le=1000, description="the update's budget: passes over the human-correction steps "
                           "(the authors' unit; they run 50)")
     update_params: Literal["lora", "full"] = Field("full", description="full: every parameter; lora: adapters on "

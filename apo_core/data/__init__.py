@@ -3,6 +3,7 @@
     steps.py           episodes flattened to labelled steps (the training input)
     dataset.py         the LeRobot v3 dataset: a round's episodes appended as shards
     training_steps.py  a dataset version read back as training steps
+    replay.py          which episodes of it an update reads: the round's, the demos, a fixed replay
     versioning.py      the git + DVC workspace: a round is a tag, pushed to the remote
     round_dataset.py   one round's data step: label, append, version, record lineage
     restore.py         a round's dataset checked out, verified file by file, swapped in

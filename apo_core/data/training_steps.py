@@ -5,11 +5,15 @@ The LeRobot v3 dataset's data shards (``data/chunk-*/file-*.parquet``, the files
 ``LeRobotDataset`` reads) are read with pyarrow, column by column: importing lerobot costs a
 fresh process ~10 s, and its per-frame access decodes every image, which a policy that does
 not look at the camera never needs. Images are decoded only when asked for, once per
-dataset version: the decoded frames are cached under ``<dataset>/../.frames/<md5>.npy``.
+dataset version and selection of episodes: the decoded frames are cached under
+``<dataset>/../.frames/<md5>[-<selection>].npy``. A selection of episodes (an update's
+replay, apo_core/data/replay.py) is read shard by shard, its rows alone kept: memory grows
+with the selection, not with the dataset.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 from pathlib import Path
 
@@ -43,14 +47,20 @@ def _instructions(root: Path, task_index: np.ndarray) -> np.ndarray:
     return np.array([by_index[int(i)] for i in task_index], dtype=object)
 
 
-def _decoded_images(root: Path, shards: list[Path], md5: str | None) -> np.ndarray:
-    cache = root.parent / ".frames" / f"{md5}.npy" if md5 else None
+def _read(shards: list[Path], columns: list[str], episodes: list[str] | None) -> pa.Table:
+    """The columns of every shard, only the rows of ``episodes`` when given."""
+    rows = None if episodes is None else [("episode_id", "in", episodes)]
+    return pa.concat_tables([pq.read_table(s, columns=columns, filters=rows) for s in shards])
+
+
+def _decoded_images(root: Path, shards: list[Path], md5: str | None, episodes: list[str] | None) -> np.ndarray:
+    selection = "" if episodes is None else "-" + hashlib.sha256("\n".join(episodes).encode()).hexdigest()[:16]
+    cache = root.parent / ".frames" / f"{md5}{selection}.npy" if md5 else None
     if cache is not None and cache.exists():
         return np.load(cache)
     from PIL import Image
 
-    column = pa.concat_arrays([pq.read_table(s, columns=["observation.image"]).column(0).combine_chunks()
-                               for s in shards])
+    column = _read(shards, ["observation.image"], episodes).column(0).combine_chunks()
     images = np.stack([np.asarray(Image.open(io.BytesIO(data))) for data in column.field("bytes").to_pylist()])
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
@@ -60,15 +70,16 @@ def _decoded_images(root: Path, shards: list[Path], md5: str | None) -> np.ndarr
     return images
 
 
-def steps_from_dataset(root: str | Path, *, images: bool, md5: str | None = None) -> Steps:
-    """Every frame of the dataset at ``root`` as labelled steps, steps the label filters
-    dropped removed. ``images=False`` leaves the image column empty ([N, 0, 0, 3]); ``md5``
-    (the version's) keys the cache of decoded frames."""
+def steps_from_dataset(root: str | Path, *, images: bool, md5: str | None = None,
+                       episodes: list[str] | None = None) -> Steps:
+    """Every frame of the dataset at ``root`` (or of ``episodes`` alone, sorted ids) as
+    labelled steps, steps the label filters dropped removed. ``images=False`` leaves the
+    image column empty ([N, 0, 0, 3]); ``md5`` (the version's) keys the cache of decoded frames."""
     root = Path(root)
     info = validate_dataset(root)
     shards = sorted((root / "data").glob("chunk-*/file-*.parquet"))
     columns = COLUMNS + ([HAS_PROPOSAL] if HAS_PROPOSAL in info["features"] else [])
-    table = pa.concat_tables([pq.read_table(s, columns=columns) for s in shards])
+    table = _read(shards, columns, episodes)
     acted_by = np.array([_ACTORS[name] for name in table.column("acted_by").to_pylist()], dtype=np.int8)
     episode_ids = np.array(table.column("episode_id").to_pylist(), dtype=object)
     frame_success = _vectors(table, "next.success")[:, 0].astype(bool)
@@ -81,7 +92,7 @@ def steps_from_dataset(root: str | Path, *, images: bool, md5: str | None = None
     count = len(table)
     shape = info["features"]["observation.image"]["shape"]
     steps = Steps(
-        images=_decoded_images(root, shards, md5) if images else np.zeros((count, 0, 0, shape[2]), dtype=np.uint8),
+        images=_decoded_images(root, shards, md5, episodes) if images else np.zeros((count, 0, 0, shape[2]), dtype=np.uint8),
         proprio=_vectors(table, "observation.state").astype(np.float32),
         environment_state=_vectors(table, "observation.environment_state").astype(np.float32),
         actions=_vectors(table, "action").astype(np.float32),

@@ -181,6 +181,7 @@ def round_summary(config: ApoConfig, round_number: int, *, version: DatasetVersi
         "ci95_low": metrics["ci95_low"],
         "ci95_high": metrics["ci95_high"],
         "suites": metrics.get("suites", {}),
+        "tasks": metrics.get("tasks", {}),
         "takeovers_per_episode": None if collection is None else collection["takeovers_per_episode"],
         "human_step_share": None if collection is None else collection["human_step_share"],
         "collection_success_rate": None if collection is None else collection["success_rate"],

@@ -11,7 +11,7 @@ from apo_core.config import ApoConfig
 from apo_core.data.lineage import read_record
 from apo_core.registry.object_store import NotFound
 from apo_core.registry.store import registry_for
-from apo_core.workdir import TRAINING_RECORD
+from apo_core.workdir import TRAINING_RECORD, parse_round_name
 
 
 def stored_training_record(config: ApoConfig, round_number: int) -> dict:
@@ -41,4 +41,19 @@ def round_provenance(config: ApoConfig, round_number: int) -> dict:
     training = stored_training_record(config, round_number)
     return {**provenance, "published": True, "parent_round": manifest.parent_round, "method": manifest.method,
             "code_commit": training.get("code_commit"), "config_hash": training.get("config_hash"),
-            "trained_on": training.get("dataset_tag"), "lineage": record}
+            "trained_on": training.get("dataset_tag"), "update_read": update_read(training.get("episodes_read")),
+            "lineage": record}
+
+
+def update_read(episodes: dict[str, list[str]] | None) -> dict | None:
+    """What the round's update read of its dataset (apo_core/data/replay.py), episodes per
+    round: the demonstrations, the round's own, and the replay of earlier rounds (None: the
+    whole dataset)."""
+    if episodes is None:
+        return None
+    by_round = {group: dict(sorted(Counter(_round_of(e) for e in ids).items())) for group, ids in episodes.items()}
+    return {"episodes": sum(len(ids) for ids in episodes.values()), **by_round, "episode_ids": episodes}
+
+
+def _round_of(episode_id: str) -> int:
+    return parse_round_name(episode_id.split(".")[1]) or 0

@@ -111,7 +111,15 @@ def text_table(history: list[dict]) -> str:
     widths = {k: max(len(k), *(len(str(r[k])) for r in rows)) for k in header}
     lines = ["  ".join(k.ljust(widths[k]) for k in header)]
     lines += ["  ".join(str(r[k]).ljust(widths[k]) for k in header) for r in rows]
-    return "\n".join(lines)
+    return "\n".join(lines + [""] + [decision_line(h) for h in history])
+
+
+def decision_line(summary: dict) -> str:
+    """A round's success per task and the gate's decision with its reason (which task or
+    suite blocked it, when one did)."""
+    tasks = "  ".join(f"{task} {rate:.0%}" for task, rate in summary.get("tasks", {}).items())
+    decision = "promoted" if summary["promoted"] else "kept the champion"
+    return f"round {summary['round']}: {tasks + '; ' if tasks else ''}{decision}: {summary['promotion_reason']}"
 
 
 def plot(history: list[dict], path: Path) -> Path:

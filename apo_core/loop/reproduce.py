@@ -58,7 +58,7 @@ def _evaluation_outcomes(round_config: ApoConfig, model_dir: Path, tasks: list[s
 def reproduce(config: ApoConfig, round_number: int, on_notice=print) -> dict:
     """Retrain and re-evaluate round N; the comparison with what is stored."""
     from apo_core.loop.layout import loop_tasks
-    from apo_core.loop.update import train_from_dataset
+    from apo_core.loop.update import episodes_read, selected, train_from_dataset
     from apo_core.policy import load_policy
 
     registry = registry_for(config)
@@ -81,10 +81,12 @@ def reproduce(config: ApoConfig, round_number: int, on_notice=print) -> dict:
         if manifest.method != "bc":
             reference = load_policy(registry.download(manifest.parent_round, scratch / "reference"))
         images = reference.needs_image if reference is not None else round_config.policy.use_image
-        steps = steps_from_dataset(workspace.dataset_root, images=images, md5=version.md5)
+        episodes = episodes_read(workspace.root, version, manifest.method, round_config.train)
+        steps = steps_from_dataset(workspace.dataset_root, images=images, md5=version.md5, episodes=selected(episodes))
         on_notice(f"round {round_number}: retraining {manifest.method} on {len(steps)} steps "
                   f"({training['threads']} threads, as the round was)")
-        policy, _ = train_from_dataset(round_config, steps, version, manifest.method, scratch / "work", reference)
+        policy, _ = train_from_dataset(round_config, steps, version, manifest.method, scratch / "work", reference,
+                                       episodes)
         policy.save_pretrained(scratch / MODEL)
         weights = sha256_hex((scratch / MODEL / WEIGHTS_FILE).read_bytes())
         identical = weights == manifest.files.get(WEIGHTS_FILE)

@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from apo_core import workdir
-from apo_core.config import ApoConfig, Method
-from apo_core.data.lineage import config_hash
+from apo_core.config import ApoConfig, Method, TrainConfig
+from apo_core.data.lineage import config_hash, read_record
+from apo_core.data.replay import update_episodes
 from apo_core.data.round_dataset import workspace_for
 from apo_core.data.steps import Steps, expert_mask, load_steps
 from apo_core.data.training_steps import steps_from_dataset
@@ -76,21 +77,41 @@ def save_model(policy: Policy, directory: Path, record: dict) -> Path:
     return directory
 
 
-def dataset_steps(config: ApoConfig, version: DatasetVersion, *, images: bool) -> Steps:
-    """Dataset round N as training steps, read from the workspace, which must hold exactly
-    that version (the round's dataset step has just built or verified it)."""
+def episodes_read(workspace_root: Path, version: DatasetVersion, method: Method, train: TrainConfig
+                  ) -> dict[str, list[str]] | None:
+    """What an update of ``version`` reads (apo_core/data/replay.py): the demonstrations,
+    the round's episodes and ``train.replay_episodes`` of earlier rounds, chosen from the
+    version's lineage record; None: every episode (behaviour cloning, or no replay limit)."""
+    if method == "bc" or train.replay_episodes is None:
+        return None
+    record = read_record(workspace_root, version.round)
+    return update_episodes(record["episodes"], version.round, train.replay_episodes, train.seed)
+
+
+def dataset_steps(config: ApoConfig, version: DatasetVersion, *, images: bool,
+                  episodes: dict[str, list[str]] | None = None) -> Steps:
+    """Dataset round N (``episodes`` of it when given) as training steps, read from the
+    workspace, which must hold exactly that version (the round's dataset step has just built
+    or verified it)."""
     workspace = workspace_for(config)
     if workspace.current_md5() != version.md5:
         raise ApoError(f"{workspace.root}: datasets/ holds md5 {workspace.current_md5()}, not {version.tag}'s "
                        f"{version.md5}: `apo dataset checkout {version.round}` first")
-    return steps_from_dataset(workspace.dataset_root, images=images, md5=version.md5)
+    return steps_from_dataset(workspace.dataset_root, images=images, md5=version.md5, episodes=selected(episodes))
+
+
+def selected(episodes: dict[str, list[str]] | None) -> list[str] | None:
+    """The sorted ids of an update's episodes, or None (all)."""
+    return None if episodes is None else sorted(id_ for group in episodes.values() for id_ in group)
 
 
 def train_from_dataset(config: ApoConfig, steps: Steps, version: DatasetVersion, method: Method, work: Path,
-                       reference: Policy | None, on_step=None, on_notice=None) -> tuple[Policy, dict]:
-    """Train on a dataset version; the policy and its training record."""
+                       reference: Policy | None, episodes: dict[str, list[str]] | None = None, on_step=None,
+                       on_notice=None) -> tuple[Policy, dict]:
+    """Train on a dataset version (``episodes`` of it); the policy and its training record."""
     policy = train_policy(config, steps, method, work, reference=reference, on_step=on_step, on_notice=on_notice)
-    return policy, training_record(config, method, steps, {"dataset_tag": version.tag, "dataset_md5": version.md5})
+    data = {"dataset_tag": version.tag, "dataset_md5": version.md5, "episodes_read": episodes}
+    return policy, training_record(config, method, steps, data)
 
 
 def train_round(config: ApoConfig, round_number: int, method: Method, reference_dir: Path | None,
@@ -102,9 +123,10 @@ def train_round(config: ApoConfig, round_number: int, method: Method, reference_
         return directory
     reference = load_policy(reference_dir) if method != "bc" and reference_dir else None
     images = reference.needs_image if reference is not None else config.policy.use_image
-    steps = dataset_steps(config, version, images=images)
+    episodes = episodes_read(config.dataset_workspace, version, method, config.train)
+    steps = dataset_steps(config, version, images=images, episodes=episodes)
     work = workdir.training_work_dir(config, round_number)
-    policy, record = train_from_dataset(config, steps, version, method, work, reference, on_step, on_notice)
+    policy, record = train_from_dataset(config, steps, version, method, work, reference, episodes, on_step, on_notice)
     save_model(policy, directory, record)
     shutil.rmtree(work, ignore_errors=True)
     return directory

@@ -4,8 +4,9 @@ Evaluation metrics carry every episode's outcome keyed by "task:seed" per suite
 (:func:`summarise`). The gate pairs the candidate's outcomes with the champion's on the
 same keys and decides from the paired difference (apo_core/statistics.py):
 
-* refuse when any suite (unperturbed or perturbed) is significantly worse than
-  ``-max_suite_regression``: the upper end of its paired 95% interval is below it;
+* refuse when any suite (unperturbed or perturbed), or any task within a suite, is
+  significantly worse than ``-max_suite_regression``: the upper end of its paired 95%
+  interval is below it (a candidate cannot trade one task for another);
 * rule "significant" (default): promote when the lower end of the unperturbed paired
   95% interval is above ``margin``: the gain is real at the 5% level;
 * rule "point": promote when the unperturbed paired gain itself is above ``margin``.
@@ -45,7 +46,19 @@ def summarise(rows: list[dict]) -> dict:
     suites = {name: sum(by_seed.values()) / len(by_seed) for name, by_seed in outcomes.items()
               if name != NO_PERTURBATION and by_seed}
     return {"success_rate": successes / episodes if episodes else 0.0, "ci95_low": low, "ci95_high": high,
-            "episodes": episodes, "suites": suites, "outcomes": outcomes}
+            "episodes": episodes, "suites": suites, "tasks": task_rates(outcomes.get(NO_PERTURBATION, {})),
+            "outcomes": outcomes}
+
+
+def _task(key: str) -> str:
+    """The task of an outcome's "task:seed" key."""
+    return key.rpartition(":")[0]
+
+
+def task_rates(by_seed: dict[str, int]) -> dict[str, float]:
+    """Success rate per task of one suite's outcomes."""
+    tasks = sorted({_task(key) for key in by_seed})
+    return {task: float(np.mean([v for k, v in by_seed.items() if _task(k) == task])) for task in tasks}
 
 
 def paired_suites(candidate: dict, champion: dict) -> dict[str, PairedComparison]:
@@ -71,6 +84,22 @@ def paired_suites(candidate: dict, champion: dict) -> dict[str, PairedComparison
     return comparisons
 
 
+def paired_tasks(candidate: dict, champion: dict) -> dict[tuple[str, str], PairedComparison]:
+    """Candidate minus champion per (suite, task), for suites that hold more than one task
+    (with one, it is the suite's own comparison). Call after :func:`paired_suites`."""
+    comparisons = {}
+    for suite, candidate_by_seed in candidate["outcomes"].items():
+        champion_by_seed = champion["outcomes"].get(suite)
+        tasks = sorted({_task(key) for key in candidate_by_seed})
+        if champion_by_seed is None or len(tasks) < 2:
+            continue
+        for task in tasks:
+            keys = sorted(k for k in candidate_by_seed if _task(k) == task)
+            comparisons[suite, task] = paired_difference(
+                np.array([candidate_by_seed[k] for k in keys]), np.array([champion_by_seed[k] for k in keys]))
+    return comparisons
+
+
 def promotion_decision(
     candidate: dict, champion: dict | None, *, rule: PromoteRule = "significant", margin: float = 0.0,
     max_suite_regression: float = 0.0,
@@ -82,6 +111,10 @@ def promotion_decision(
     for suite, comparison in comparisons.items():
         if comparison.ci95_high < -max_suite_regression:
             return False, f"significantly worse on {suite}: {comparison.describe()}"
+    for (suite, task), comparison in paired_tasks(candidate, champion).items():
+        if comparison.ci95_high < -max_suite_regression:
+            where = "unperturbed" if suite == NO_PERTURBATION else f"suite {suite}"
+            return False, f"significantly worse on {task} ({where}): {comparison.describe()}"
     gain = comparisons[NO_PERTURBATION]
     if rule == "significant":
         if gain.ci95_low > margin:

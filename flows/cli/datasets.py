@@ -103,10 +103,22 @@ def run_lineage(config: ApoConfig, round_number: int | None, as_json: bool) -> N
         print(f"{r['round']:>5}  {r['dataset_tag']:<20}{r['dataset_md5']:<38}{sources:<26}{parent!s:>6}  "
               f"{r['method'] or '–':<7}{(r['code_commit'] or '–')[:12]:<13}{r['config_hash'] or '–':<17}{labels}")
     if round_number is not None:
-        print(f"\n{'episode':<40}{'round':>6}  {'source':<12}labels")
-        for e in rows[0]["lineage"]["episodes"]:
-            print(f"{e['episode_id']:<40}{e['round']:>6}  {e['source']:<12}"
-                  + ", ".join(f"{k} {v}" for k, v in e["labels"].items()))
+        _print_episodes(rows[0])
+
+
+def _print_episodes(row: dict) -> None:
+    """One round's episodes, and which of them its update read (the replay of earlier rounds named)."""
+    read = row.get("update_read")
+    if read is not None:
+        replayed = ", ".join(f"round {r}: {n}" for r, n in read["replayed"].items()) or "none"
+        print(f"\nthe update read {read['episodes']} episodes: {sum(read['demonstrations'].values())} "
+              f"demonstrations, {sum(read['current'].values())} of round {row['round']}, replayed {replayed}")
+    chosen = {e: group for group, ids in (read or {}).get("episode_ids", {}).items() for e in ids}
+    print(f"\n{'episode':<48}{'round':>6}  {'source':<12}{'read as':<15}labels")
+    for e in row["lineage"]["episodes"]:
+        used = chosen.get(e["episode_id"], "all" if read is None else "–")
+        print(f"{e['episode_id']:<48}{e['round']:>6}  {e['source']:<12}{used:<15}"
+              + ", ".join(f"{k} {v}" for k, v in e["labels"].items()))
 
 
 def run_ingest(config: ApoConfig, source: Path, round_number: int, robot: str, task: str | None,
