@@ -75,6 +75,22 @@ class LabelConfig(Section):
     noop_threshold: float = Field(0.05, ge=0, description="sum of |motion dims| under which a step is a no-op")
 
 
+class WorldVariationConfig(Section):
+    """The world the robots meet varies: a share of each robot's episodes is played in a
+    seeded variation of it (one kind, a magnitude drawn up to its bound, a direction or
+    colour drawn at random), never the settings of an evaluation suite. The variation is
+    drawn from the episode's seed, recorded with the episode, in the dataset and its lineage
+    (apo_core/envs/perturbations.py: world_variation)."""
+
+    share: float = Field(0.0, ge=0, le=1, description="the share of interaction episodes played in a variation "
+                         "(0: every episode in the plain world)")
+    object_shift: float = Field(0.05, ge=0, le=0.2, description="largest shift of the object's spawn region, metres")
+    table_color: float = Field(0.7, ge=0, le=1, description="largest tint of the table and floor, in [0, 1]")
+    lighting: float = Field(0.5, ge=0, le=1, description="largest change of the lights' intensity and position")
+    camera: float = Field(0.05, ge=0, le=0.2, description="largest camera move, metres (its field of view by up to "
+                          "100x this, degrees)")
+
+
 class CollectConfig(Section):
     """Interaction collection by a fleet of robots, each with a person (or the simulated
     human) watching. Each robot collects its share of a round's interactions on its own
@@ -89,6 +105,8 @@ class CollectConfig(Section):
                       "seed + 100000·N + r·100000/n + i")
     robots: list[str] = Field(default_factory=lambda: ["sim-robot-0", "sim-robot-1"], min_length=1,
                               description="the robots' names, or their number (2 = sim-robot-0, sim-robot-1)")
+    world_variation: WorldVariationConfig = Field(default_factory=WorldVariationConfig,
+                                                  description="the share of interactions in a varied world")
 
     @field_validator("robots", mode="before")
     @classmethod

@@ -9,8 +9,9 @@ with lerobot's own writer, so ``LeRobotDataset(repo_id, root=...)`` reads it unc
 Per frame, besides LeRobot's own columns: ``observation.image`` (PNG), ``observation.state``
 (proprio), ``observation.environment_state``, ``action``, ``c`` (the APO label, 0/1/2),
 ``acted_by``, ``complementary_info.is_intervention``, ``complementary_info.policy_action``,
-``next.reward``, ``next.success``, ``round``, ``source`` and ``episode_id`` (which recorded
-episode the frame comes from: the lineage key).
+``next.reward``, ``next.success``, ``round``, ``source``, ``episode_id`` (which recorded
+episode the frame comes from: the lineage key) and ``world_variation`` (the world it was
+played in).
 
 Appending a round resumes the dataset: lerobot opens a new data shard and never rewrites
 an earlier one, so versioning cost follows the new data only. All input episodes are read
@@ -37,6 +38,10 @@ from apo_core.recording.episodes import ACTOR_NAMES, Episode
 from apo_core.recording.store import EpisodeStore, check_unique
 
 REPO_ID = "apo/lifelong"
+# The world an episode was played in: "" (as built), an evaluation suite's name, or a drawn
+# variation (apo_core/envs/perturbations.py: world_variation). Datasets created before it
+# have no such column: their frames are written without it.
+WORLD_COLUMN = "world_variation"
 def _is_vector(data_type: pa.DataType) -> bool:
     return pa.types.is_list(data_type) or pa.types.is_fixed_size_list(data_type)
 
@@ -83,6 +88,7 @@ def features(episode: Episode) -> dict:
         "source": {"dtype": "string", "shape": (1,), "names": None},
         "episode_id": {"dtype": "string", "shape": (1,), "names": None},
         "episode_sha256": {"dtype": "string", "shape": (1,), "names": None},
+        WORLD_COLUMN: {"dtype": "string", "shape": (1,), "names": None},
     }
 
 
@@ -179,6 +185,7 @@ def _frame(episode: Episode, t: int, label: int, round_number: int, digest: str)
         "source": episode.meta.source,
         "episode_id": episode.meta.episode_id,
         "episode_sha256": digest,
+        WORLD_COLUMN: episode.meta.perturbation or "",
         "task": episode.meta.instruction,
     }
 

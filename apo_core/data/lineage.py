@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict
 
 from apo_core.config import ApoConfig
+from apo_core.data.dataset import WORLD_COLUMN
 from apo_core.data.versioning import DatasetVersion
 from apo_core.errors import ApoError
 from apo_core.labels import Label
@@ -44,11 +45,14 @@ def build_record(dataset_root: Path, version: DatasetVersion, config: ApoConfig)
     per_episode: dict[str, Counter] = defaultdict(Counter)
     episode_info: dict[str, dict] = {}
     for shard in sorted(Path(dataset_root).glob("data/chunk-*/file-*.parquet")):
-        table = pq.read_table(shard, columns=columns).to_pydict()
-        for episode_id, round_number, label, source in zip(*(table[c] for c in columns)):
+        world = [WORLD_COLUMN] if WORLD_COLUMN in pq.read_schema(shard).names else []
+        table = pq.read_table(shard, columns=columns + world).to_pydict()
+        worlds = table[WORLD_COLUMN] if world else [""] * len(table["episode_id"])
+        for episode_id, round_number, label, source, played_in in zip(*(table[c] for c in columns), worlds):
             name = "expert_demo" if source == "expert" else _LABEL_NAMES[int(label)]
             per_episode[episode_id][name] += 1
-            episode_info.setdefault(episode_id, {"round": int(round_number), "source": source})
+            episode_info.setdefault(episode_id, {"round": int(round_number), "source": source,
+                                                 "world": played_in or None})
     episodes = [
         {"episode_id": episode_id, **episode_info[episode_id], "labels": dict(per_episode[episode_id])}
         for episode_id in sorted(per_episode)
@@ -84,6 +88,7 @@ class EpisodeLineage(BaseModel):
     round: int
     source: str
     labels: dict[str, int]
+    world: str | None = None  # the variation it was played in (None: the world as built, or an older record)
 
 
 class LineageRecord(BaseModel):

@@ -7,6 +7,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from apo_core.config import PerturbationConfig
+
 
 @dataclass(frozen=True)
 class Observation:
@@ -47,6 +49,10 @@ class RobotEnv(Protocol):
     action_dim: int
     gripper_dim: int
     max_steps: int
+    perturbation: PerturbationConfig | None  # the world's variation now (None: as built)
+
+    def perturb(self, perturbation: PerturbationConfig | None) -> None:
+        """Play the next episodes in ``perturbation``'s world (None: the world as built)."""
 
     def reset(self, seed: int) -> Observation: ...
 

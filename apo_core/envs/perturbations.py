@@ -12,6 +12,9 @@ perturbation on every run and every machine.
   and its position moves by up to ``magnitude`` metres.
 * camera:       the camera moves by ``magnitude`` metres and its field of view by up to
   ``100 * magnitude`` degrees.
+
+The same kinds vary the world the robots collect in (``collect.world_variation``): a
+share of episodes, each in a variation drawn from its seed (:func:`world_variation`).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from apo_core.config import PerturbationConfig
+from apo_core.config.world import WorldVariationConfig
 
 _SURFACE_MATERIALS = ("table_wood", "table_col", "basic_floor")
 
@@ -84,3 +88,28 @@ def apply_perturbation(env, camera_id: int, perturbation: PerturbationConfig) ->
         model.cam_fovy[camera_id] += rng.uniform(-100 * magnitude, 100 * magnitude)
     else:  # pragma: no cover - the config's Literal refuses other kinds
         raise ValueError(f"unknown perturbation kind {perturbation.kind!r}")
+
+
+VARIED = "varied"  # the name of a drawn variation: varied:<kind>:<magnitude>:<seed>
+_VARIATION_STREAM = 7_919  # keeps the variation's draw apart from anything else seeded by the episode's seed
+
+
+def world_variation(variation: WorldVariationConfig, episode_seed: int,
+                    suites: list[PerturbationConfig]) -> PerturbationConfig | None:
+    """The world an interaction episode on ``episode_seed`` is played in: None (the plain
+    world) for ``1 - share`` of the seeds, otherwise one kind of variation whose bound is
+    above 0, its magnitude drawn in [0.2, 1] of the bound and its direction or colour from a
+    drawn seed; never one of the evaluation ``suites``. Its name says all of it."""
+    rng = np.random.default_rng([_VARIATION_STREAM, episode_seed])
+    bounds = {kind: getattr(variation, kind) for kind in ("object_shift", "table_color", "lighting", "camera")}
+    kinds = [kind for kind, bound in bounds.items() if bound > 0]
+    if rng.random() >= variation.share or not kinds:
+        return None
+    exact = {(suite.kind, suite.magnitude, suite.seed) for suite in suites}
+    while True:
+        kind = str(rng.choice(kinds))
+        magnitude = round(float(rng.uniform(0.2, 1.0)) * bounds[kind], 4)
+        seed = int(rng.integers(1_000, 2**31 - 1))
+        if (kind, magnitude, seed) not in exact:
+            return PerturbationConfig(name=f"{VARIED}:{kind}:{magnitude}:{seed}", kind=kind, magnitude=magnitude,
+                                      seed=seed)

@@ -21,6 +21,7 @@ from apo_core.actors import RandomActor
 from apo_core.config import ApoConfig
 from apo_core.config.world import ADHOC_SEEDS_PER_ROBOT
 from apo_core.envs import make_env, process_env
+from apo_core.envs.perturbations import world_variation
 from apo_core.errors import ApoError
 from apo_core.human import ScriptedExpert, SimulatedHuman
 from apo_core.policy import cached_policy, load_policy
@@ -112,6 +113,7 @@ def collect_interactions(config: ApoConfig, round_number: int, policy_round: int
             env, actor, human, store, collection=round_name(round_number), until=until,
             base_seed=config.collect.round_seed(round_number, robot), source="interaction",
             policy_round=policy_round, robot_id=robot, fps=config.env.fps, on_episode=on_episode,
+            varied=lambda seed: world_variation(config.collect.world_variation, seed, config.evaluation.perturbations),
         )
 
 

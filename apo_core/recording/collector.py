@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from apo_core.actors import Actor
+from apo_core.config import PerturbationConfig
 from apo_core.envs.base import RobotEnv
 from apo_core.human.takeover import Overseer
 from apo_core.labels import ActedBy
@@ -115,6 +116,19 @@ def recorded_summary(store: EpisodeStore) -> CollectionSummary:
     return summary
 
 
+def _play_in(env: RobotEnv, world: PerturbationConfig | None, actor: Actor, overseer: Overseer | None, *,
+             seed: int, source: Source) -> EpisodeRecorder:
+    """:func:`play_episode` in ``world`` (None: the env as it is), the env put back after."""
+    if world is None:
+        return play_episode(env, actor, overseer, seed=seed, source=source)
+    before = env.perturbation
+    env.perturb(world)
+    try:
+        return play_episode(env, actor, overseer, seed=seed, source=source)
+    finally:
+        env.perturb(before)
+
+
 def collect_episodes(
     env: RobotEnv,
     actor: Actor,
@@ -131,6 +145,7 @@ def collect_episodes(
     fps: int,
     perturbation: str | None = None,
     on_episode: Callable[[Episode, Path], None] | None = None,
+    varied: Callable[[int], PerturbationConfig | None] | None = None,
 ) -> CollectionSummary:
     """Record episodes into ``store`` until it holds ``until`` of them, or record
     ``episodes`` more (exactly one of the two).
@@ -141,7 +156,9 @@ def collect_episodes(
     several rounds). Resumes after a crash: episodes already on disk are kept and not
     replayed. If another writer of the same directory took the index first, the finished
     episode is renumbered to the next free index (its seed stays the one it played): never
-    dropped, never written over. Returns a summary of the episodes recorded here.
+    dropped, never written over. ``varied(seed)``: the world an episode on that seed is
+    played in (None: the env as it is), recorded as the episode's perturbation; the env is
+    put back after each. Returns a summary of the episodes recorded here.
     """
     if (until is None) == (episodes is None):
         raise ValueError("collect_episodes: give exactly one of until= and episodes=")
@@ -150,7 +167,8 @@ def collect_episodes(
         index = store.next_index()
         if until is not None and index >= until:
             break
-        recorder = play_episode(env, actor, overseer, seed=base_seed + index, source=source)
+        world = varied(base_seed + index) if varied is not None else None
+        recorder = _play_in(env, world, actor, overseer, seed=base_seed + index, source=source)
         while True:
             episode = recorder.finish(
                 episode_id=f"{robot_id}.{collection}.{env.task}.e{index:06d}",
@@ -160,7 +178,7 @@ def collect_episodes(
                 policy_round=policy_round,
                 robot_id=robot_id,
                 takeover_reasons=list(getattr(overseer, "takeover_reasons", [])),
-                perturbation=perturbation,
+                perturbation=world.name if world is not None else perturbation,
                 fps=fps,
                 gripper_dim=env.gripper_dim,
             )

@@ -114,10 +114,10 @@ def _print_episodes(row: dict) -> None:
         print(f"\nthe update read {read['episodes']} episodes: {sum(read['demonstrations'].values())} "
               f"demonstrations, {sum(read['current'].values())} of round {row['round']}, replayed {replayed}")
     chosen = {e: group for group, ids in (read or {}).get("episode_ids", {}).items() for e in ids}
-    print(f"\n{'episode':<48}{'round':>6}  {'source':<12}{'read as':<15}labels")
+    print(f"\n{'episode':<48}{'round':>6}  {'source':<12}{'read as':<15}{'world':<36}labels")
     for e in row["lineage"]["episodes"]:
         used = chosen.get(e["episode_id"], "all" if read is None else "–")
-        print(f"{e['episode_id']:<48}{e['round']:>6}  {e['source']:<12}{used:<15}"
+        print(f"{e['episode_id']:<48}{e['round']:>6}  {e['source']:<12}{used:<15}{e.get('world') or 'as built':<36}"
               + ", ".join(f"{k} {v}" for k, v in e["labels"].items()))
 
 
