@@ -32,7 +32,7 @@ def load_with_sources(path: str | Path | None = None, overrides: dict[str, Any] 
     """:func:`load_config`, and where each value came from: ``{"train.lr": "default" |
     <the file> | "command line"}`` for every leaf (a list is one leaf)."""
     file_layer = _read_yaml(Path(path)) if path is not None else {}
-    merged = _deep_merge(_deep_merge(ApoConfig().model_dump(mode="json"), file_layer), overrides or {})
+    merged = deep_merge(deep_merge(ApoConfig().model_dump(mode="json"), file_layer), overrides or {})
     try:
         config = ApoConfig.model_validate(merged)
     except ValidationError as exc:
@@ -45,7 +45,7 @@ def load_with_sources(path: str | Path | None = None, overrides: dict[str, Any] 
 def with_overrides(config: ApoConfig, overrides: dict[str, Any], source: str = COMMAND_LINE) -> ApoConfig:
     """``config`` with a nested dict of overrides, validated like a file (errors name ``source``)."""
     try:
-        return ApoConfig.model_validate(_deep_merge(config.model_dump(mode="json"), overrides))
+        return ApoConfig.model_validate(deep_merge(config.model_dump(mode="json"), overrides))
     except ValidationError as exc:
         raise ConfigError(_describe(exc, source)) from None
 
@@ -113,7 +113,7 @@ def _read_yaml(source: Path) -> dict[str, Any]:
     return raw
 
 
-def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     """``over`` laid on ``base``, mapping by mapping; a mapping that names another ``kind``
     (a policy of another kind) replaces the one below it: its fields start from that kind's
     defaults, not the other kind's values."""
@@ -123,7 +123,7 @@ def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
         same_kind = isinstance(below, dict) and value.get("kind", below.get("kind")) == below.get("kind") \
             if isinstance(value, dict) else False
         if same_kind:
-            merged[key] = _deep_merge(merged[key], value)
+            merged[key] = deep_merge(merged[key], value)
         else:
             merged[key] = value
     return merged

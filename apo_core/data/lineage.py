@@ -31,6 +31,11 @@ LINEAGE_DIR = "lineage"
 _LABEL_NAMES = {label.value: label.name.lower() for label in Label}
 
 
+def label_name(label: int, source: str) -> str:
+    """A step's name in a lineage record's label counts: expert_demo, or its label's name."""
+    return "expert_demo" if source == "expert" else _LABEL_NAMES[label]
+
+
 def config_hash(config: ApoConfig) -> str:
     return hashlib.sha256(config.model_dump_json().encode()).hexdigest()[:16]
 
@@ -49,8 +54,7 @@ def build_record(dataset_root: Path, version: DatasetVersion, config: ApoConfig)
         table = pq.read_table(shard, columns=columns + world).to_pydict()
         worlds = table[WORLD_COLUMN] if world else [""] * len(table["episode_id"])
         for episode_id, round_number, label, source, played_in in zip(*(table[c] for c in columns), worlds):
-            name = "expert_demo" if source == "expert" else _LABEL_NAMES[int(label)]
-            per_episode[episode_id][name] += 1
+            per_episode[episode_id][label_name(int(label), source)] += 1
             episode_info.setdefault(episode_id, {"round": int(round_number), "source": source,
                                                  "world": played_in or None})
     episodes = [
