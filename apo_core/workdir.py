@@ -23,6 +23,7 @@ imports nothing of the project at run time: every layer may use it.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -85,9 +86,17 @@ def interaction_dir(config: ApoConfig, number: int, task: str, robot: str) -> Pa
 
 
 def round_interaction_dirs(config: ApoConfig, number: int, tasks: list[str]) -> list[Path]:
-    """Every robot's episode directory of round N, also those of robots since removed from the fleet."""
+    """Every robot's episode directory of round N, also those of robots since removed from the
+    fleet; a hidden one (:func:`staging_dir`, left by a kill) is never data."""
     root = episodes_dir(config) / round_name(number)
-    return sorted(d for task in tasks if (root / task).is_dir() for d in (root / task).iterdir() if d.is_dir())
+    return sorted(d for task in tasks if (root / task).is_dir() for d in (root / task).iterdir()
+                  if d.is_dir() and not d.name.startswith("."))
+
+
+def staging_dir(directory: Path) -> Path:
+    """Where episodes bound for ``directory`` are written first (hidden: read by nothing),
+    then renamed into place in one step."""
+    return directory.with_name(f".{directory.name}.staging-{os.getpid()}")
 
 
 def dataset_sources(config: ApoConfig, number: int, tasks: list[str]) -> list[Path]:

@@ -163,7 +163,8 @@ def test_rollback_to_a_tampered_round_changes_nothing(store):
 
 
 def test_rollback_to_a_round_whose_dataset_tag_is_missing_changes_nothing(store):
-    published = apo(*store["base"], "publish", "7", "--model", str(store["models"] / "r1"), "--method", "dagger")
+    published = apo(*store["base"], "publish", "7", "--model", str(store["models"] / "r1"), "--method", "dagger",
+                    "--parent", "0")
     assert published.returncode == 0, published.stderr
     manifest_path = store["registry"] / "rounds" / "0007" / "manifest.json"
     manifest = json.loads(manifest_path.read_text())

@@ -61,6 +61,12 @@ def workdir(small_round_dirs, tmp_path_factory):
     return {"base": ["--config", str(config)], "work": root / "work", "r0": root / "r0", "root": root}
 
 
+def next_round(work: Path) -> str:
+    """The dataset round an ingest may build now: one after the last tagged."""
+    tags = subprocess.run(["git", "tag", "--list"], cwd=work / "workspace", capture_output=True, text=True).stdout
+    return str(len(tags.split()))
+
+
 def state(work: Path) -> tuple:
     def git(*args) -> str:
         return subprocess.run(["git", *args], cwd=work / "workspace", capture_output=True, text=True).stdout
@@ -88,6 +94,12 @@ def test_a_lerobot_recording_becomes_a_round_and_trains(workdir, tmp_path, conve
     assert len(new) == 2 and {e["episode_id"].split(".")[0] for e in new} == {robot}
     assert sum(e["labels"].get("human", 0) for e in new) == 10  # the 5 steps of each takeover
     assert sum(e["labels"].get("failure_prone", 0) for e in new) == 8  # the 4 policy steps before each
+    before = state(workdir["work"])  # the same recording again, as another robot: its episodes are in the dataset
+    again = apo(*workdir["base"], "ingest", str(source), "--round", next_round(workdir["work"]), "--robot", "again",
+                *mapping)
+    one_line(again, f"{source} episode 0", "the same episode as", f"'{robot}.round-000{round_number}.",
+             "already in the dataset")
+    assert state(workdir["work"]) == before
     trained = apo(*workdir["base"], "train", "--method", "dagger", "--from", str(workdir["r0"]), "--epochs", "0.5",
                   "--out", str(tmp_path / "model"))
     assert trained.returncode == 0, trained.stderr[-2000:]
@@ -101,5 +113,6 @@ def test_a_lerobot_recording_becomes_a_round_and_trains(workdir, tmp_path, conve
 def test_a_recording_that_does_not_fit_is_refused_and_nothing_is_written(workdir, tmp_path, damage, expected):
     source = record(tmp_path / "recording", **{"intervention": "intervention", **damage})
     before = state(workdir["work"])
-    one_line(apo(*workdir["base"], "ingest", str(source), "--round", "3", "--robot", "bad-arm"), *expected)
+    one_line(apo(*workdir["base"], "ingest", str(source), "--round", next_round(workdir["work"]), "--robot",
+                 "bad-arm"), *expected)
     assert state(workdir["work"]) == before

@@ -2,6 +2,8 @@
 
 import json
 import multiprocessing
+import os
+import shutil
 import uuid
 
 import boto3
@@ -42,9 +44,9 @@ def registry_for(store_url):
     return ModelRegistry(backend_for(*store_url))
 
 
-def publish(registry, round_number, directory, success=0.5):
+def publish(registry, round_number, directory, success=0.5, parent=None):
     return registry.publish(
-        round_number, directory, parent_round=round_number - 1 if round_number else None, method="apo",
+        round_number, directory, parent_round=parent, method="apo",
         dataset={"md5": f"md5-{round_number}.dir", "git_tag": f"dataset-round-{round_number:04d}", "git_commit": "abc"},
         hyperparameters={"lr": 5e-5}, metrics={"success_rate": success, "ci95_low": success / 2},
     )
@@ -97,7 +99,7 @@ def test_tampered_weights_are_refused(store_url, saved_models, tmp_path):
 def test_rollback_and_forward_are_audited(store_url, saved_models):
     registry = registry_for(store_url)
     publish(registry, 1, saved_models[0], success=0.4)
-    publish(registry, 2, saved_models[1], success=0.6)
+    publish(registry, 2, saved_models[1], success=0.6, parent=1)
     registry.set_champion(1, action="promote", who="alice", reason="first")
     registry.set_champion(2, action="promote", who="bob", reason="better")
     registry.set_champion(1, action="rollback", who="carol", reason="regression in the field")
@@ -109,6 +111,52 @@ def test_rollback_and_forward_are_audited(store_url, saved_models):
         ("promote", None, 1), ("promote", 1, 2), ("rollback", 2, 1), ("promote", 1, 2), ("reject", 2, 2),
     ]
     assert log[2]["who"] == "carol" and log[2]["dataset"]["git_tag"] == "dataset-round-0001"
+
+
+def _link_to_passwd(model):
+    (model / "notes.txt").symlink_to("/etc/passwd")
+    return "notes.txt", "symbolic link"
+
+
+def _link_in_a_subdirectory(model):
+    (model / "extra").mkdir()
+    (model / "extra" / "secret").symlink_to("/etc/passwd")
+    return "extra/secret", "symbolic link"
+
+
+def _subdirectory(model):
+    (model / "checkpoints").mkdir()
+    (model / "checkpoints" / "step-2.safetensors").write_bytes(b"weights the store would leave out")
+    return "checkpoints", "subdirectory"
+
+
+def _weights_as_a_link(model):
+    os.rename(model / "model.safetensors", model.parent / "weights.safetensors")
+    (model / "model.safetensors").symlink_to(model.parent / "weights.safetensors")
+    return "model.safetensors", "symbolic link"
+
+
+@pytest.mark.parametrize("damage", [_link_to_passwd, _link_in_a_subdirectory, _subdirectory, _weights_as_a_link])
+def test_publish_stores_regular_files_only_and_names_what_is_not_one(store_url, saved_models, tmp_path, damage):
+    registry = registry_for(store_url)
+    model = shutil.copytree(saved_models[0], tmp_path / "copy" / "model")
+    name, what = damage(model)
+    with pytest.raises(RegistryError, match=what) as refused:
+        publish(registry, 1, model)
+    assert str(model / name) in str(refused.value)
+    assert registry.backend.list("rounds/") == []  # checked before the first file was stored
+
+
+def test_publish_needs_a_parent_round_that_is_stored(store_url, saved_models):
+    registry = registry_for(store_url)
+    with pytest.raises(RegistryError, match="parent round 0: not a round of"):
+        publish(registry, 1, saved_models[0], parent=0)
+    assert registry.backend.list("rounds/") == []
+    publish(registry, 0, saved_models[0])
+    assert publish(registry, 1, saved_models[1], parent=0).parent_round == 0
+    with pytest.raises(RegistryError, match="parent round 99"):
+        publish(registry, 2, saved_models[1], parent=99)
+    assert [m.round for m in registry.rounds()] == [0, 1] and registry.backend.list("rounds/0002/") == []
 
 
 def _promote_after_reading(url, endpoint, round_number, barrier, results):

@@ -9,4 +9,5 @@
     restore.py         a round's dataset checked out, verified file by file, swapped in
     lineage.py         which episodes, labelled how, made a round's dataset
     ingest.py          a recording made with LeRobot's own tools taken in as a round
+    ingest_checks.py   the door of ingest: a recording's rows checked before anything is written
 """

@@ -4,32 +4,47 @@ A LeRobot v3 dataset recorded elsewhere becomes round N's interaction episodes, 
 pipeline's own collector had recorded them: the human acted where the recording marks an
 intervention (HIL-SERL's ``complementary_info.is_intervention``; ``lerobot-rollout
 --strategy.type=dagger``'s ``intervention``), the policy elsewhere. Its features are mapped
-onto the versioned dataset's (names by default, or a mapping file), checked at the door
-(shapes, fps, finite values, metadata agreeing with the rows, episodes not already taken
-in), and only then written: a recording that fails a check leaves nothing behind. The round's
-dataset is then built from them like any other (labels, lineage, version).
+onto the versioned dataset's (names by default, or a mapping file) and the whole recording
+is checked at the door (apo_core/data/ingest_checks.py) before anything is written: a
+recording that fails a check leaves nothing behind, not even a directory. The round's
+dataset is then built from them like any other (labels, lineage, version); if that build
+fails, the episodes written for it are removed again.
 """
 
 from __future__ import annotations
 
-import io
 import json
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import yaml
 
 from apo_core.config.world import ROBOT_NAME
-from apo_core.errors import ApoError
+from apo_core.data.ingest_checks import (
+    ACTION_BOUNDS,
+    IngestError,
+    RecordingData,
+    check_actions,
+    check_counts,
+    check_new,
+    check_statistics,
+    episode_rows,
+    flags,
+    images,
+    numbers,
+    read_data,
+    read_parquet,
+)
 from apo_core.labels import ActedBy
 from apo_core.recording.episodes import Episode, EpisodeMeta
 from apo_core.recording.store import EpisodeStore
-from apo_core.workdir import dataset_sources, interaction_dir
+from apo_core.workdir import dataset_sources, interaction_dir, staging_dir
+
+if TYPE_CHECKING:
+    from apo_core.data.versioning import DatasetWorkspace
 
 INTERVENTION_FEATURES = ("complementary_info.is_intervention", "intervention")
 
@@ -47,8 +62,28 @@ class FeatureMap:
     success: str | None = "next.success"
 
 
-class IngestError(ApoError):
-    """The recording cannot become the round's data; nothing was written."""
+@dataclass(frozen=True)
+class World:
+    """What a recording must fit: the versioned dataset it joins (its root, whose
+    ``meta/info.json`` holds the features and fps), the image side the policy sees
+    (``env.image_size``) and the bound of every action dim."""
+
+    dataset_root: Path
+    info: dict
+    image_size: int
+    action_bound: float
+
+
+@dataclass(frozen=True)
+class _Recording:
+    """A recording read and checked as a whole, and how its features are read."""
+
+    source: Path
+    info: dict
+    data: RecordingData
+    mapping: FeatureMap
+    intervention: str
+    task_names: dict
 
 
 def read_mapping(path: Path | None) -> FeatureMap:
@@ -63,30 +98,28 @@ def read_mapping(path: Path | None) -> FeatureMap:
 
 
 def _info(root: Path) -> dict:
+    """The recording's ``meta/info.json``, each declared feature a dtype and a shape."""
+    path = root / "meta" / "info.json"
     try:
-        return json.loads((root / "meta" / "info.json").read_text())
+        info = json.loads(path.read_text())
     except (OSError, ValueError):
         raise IngestError(f"{root}: not a LeRobot v3 dataset (meta/info.json missing or unreadable); this machine "
                           f"reaches no hub: give the dataset's local directory") from None
+    features = info.get("features") if isinstance(info, dict) else None
+    if not isinstance(features, dict):
+        raise IngestError(f"{path}: no 'features' object: not a LeRobot v3 dataset")
+    for name, feature in features.items():
+        if not (isinstance(feature, dict) and isinstance(feature.get("dtype"), str)
+                and isinstance(feature.get("shape"), list) and feature["shape"]
+                and all(isinstance(n, int) and n > 0 for n in feature["shape"])):
+            raise IngestError(f"{path}: feature {name!r}: expected a 'dtype' and a 'shape' of positive sizes, got "
+                              f"{feature!r}")
+    return info
 
 
-def _column(table: pa.Table, name: str, rows: np.ndarray, where: str) -> np.ndarray:
-    column = table.column(name).combine_chunks()
-    if pa.types.is_fixed_size_list(column.type) or pa.types.is_list(column.type):
-        values = column.flatten().to_numpy(zero_copy_only=False).reshape(len(column), -1)
-    else:
-        values = column.to_numpy(zero_copy_only=False).reshape(len(column), 1)
-    values = values[rows]
-    if values.dtype.kind == "f" and not np.isfinite(values).all():
-        row = int(np.flatnonzero(~np.isfinite(values).all(axis=1))[0])
-        raise IngestError(f"{where}: feature {name!r}: non-finite value at frame {row}")
-    return values
-
-
-def _check_features(info: dict, world: dict, mapping: FeatureMap, source: Path) -> str:
-    """The recording's features against the world's (the versioned dataset's ``info.json``);
-    returns the intervention feature."""
-    where, features, wanted = str(source / "meta" / "info.json"), info.get("features", {}), world["features"]
+def _check_features(info: dict, world: World, mapping: FeatureMap, source: Path) -> str:
+    """The recording's declared features against the world's; returns the intervention feature."""
+    where, features, wanted = str(source / "meta" / "info.json"), info["features"], world.info["features"]
     roles = {"image": (mapping.image, "observation.image"), "state": (mapping.state, "observation.state"),
              "action": (mapping.action, "action")}
     if mapping.environment_state in features:
@@ -96,98 +129,142 @@ def _check_features(info: dict, world: dict, mapping: FeatureMap, source: Path) 
             raise IngestError(f"{where}: no feature {name!r} for the {role} (map it with --mapping)")
         if features[name]["dtype"] == "video":
             raise IngestError(f"{where}: feature {name!r} is a video; record images (use_videos=False)")
+        if role == "image" and features[name]["dtype"] != "image":
+            raise IngestError(f"{where}: feature {name!r}: dtype {features[name]['dtype']!r}, but the {role} is an "
+                              f"'image' (map another feature with --mapping)")
         if tuple(features[name]["shape"]) != tuple(wanted[ours]["shape"]):
             raise IngestError(f"{where}: feature {name!r}: shape {list(features[name]['shape'])}, but the "
                               f"dataset's world expects {list(wanted[ours]['shape'])} for {ours!r} (map another "
                               f"feature with --mapping)")
-    if info.get("fps") != world["fps"]:
-        raise IngestError(f"{where}: fps {info.get('fps')}, but the dataset's world records at {world['fps']}")
+    needed = [world.image_size, world.image_size, 3]
+    if list(features[mapping.image]["shape"]) != needed:
+        raise IngestError(f"{where}: feature {mapping.image!r}: shape {list(features[mapping.image]['shape'])}, but "
+                          f"the policy sees {needed} images (env.image_size {world.image_size})")
+    if info.get("fps") != world.info["fps"]:
+        raise IngestError(f"{where}: fps {info.get('fps')}, but the dataset's world records at {world.info['fps']}")
     candidates = [mapping.intervention] if mapping.intervention else list(INTERVENTION_FEATURES)
     present = [name for name in candidates if name in features]
     if not present:
         raise IngestError(f"{where}: no intervention feature ({' or '.join(map(repr, candidates))}): without it "
                           f"nothing says where the human acted")
+    for name in (present[0], mapping.success, mapping.reward):
+        if name in features and features[name]["shape"] != [1]:
+            raise IngestError(f"{where}: feature {name!r}: shape {features[name]['shape']}, expected [1] (one value "
+                              f"per frame)")
     return present[0]
 
 
-def recording_episodes(source: Path, world: dict, mapping: FeatureMap, *, round_number: int, robot: str,
+def recording_episodes(source: Path, world: World, mapping: FeatureMap, *, round_number: int, robot: str,
                        task: str) -> list[Episode]:
-    """Every episode of the recording at ``source`` as the pipeline's episodes, checked."""
+    """Every episode of the recording at ``source`` as the pipeline's episodes, all checked
+    (none of them already in the world's dataset)."""
     info = _info(source)
     intervention = _check_features(info, world, mapping, source)
-    shards = sorted((source / "data").glob("chunk-*/file-*.parquet"))
-    table = pa.concat_tables([pq.read_table(s) for s in shards]) if shards else None
-    if table is None or info.get("total_frames") != table.num_rows:
+    data = read_data(source, info["features"])
+    if info.get("total_frames") != data.table.num_rows:
         raise IngestError(f"{source / 'meta' / 'info.json'}: total_frames {info.get('total_frames')}, but the data "
-                          f"shards hold {0 if table is None else table.num_rows} rows")
-    tasks = pq.read_table(source / "meta" / "tasks.parquet").to_pydict()
-    task_names = dict(zip(tasks["task_index"], tasks.get("task", tasks.get("__index_level_0__", []))))
-    episode_index = table.column("episode_index").to_numpy()
-    env_width = world["features"]["observation.environment_state"]["shape"][0]
-    episodes = []
-    for number in np.unique(episode_index):
-        rows = np.flatnonzero(episode_index == number)
-        where = f"{source} episode {int(number)}"
-        episodes.append(_episode(table, rows, where, mapping, intervention, info, task_names, env_width,
-                                 round_number=round_number, robot=robot, task=task, index=len(episodes)))
-    if not episodes:
+                          f"files hold {data.table.num_rows} rows")
+    rows = episode_rows(data)
+    if not rows:
         raise IngestError(f"{source}: the recording holds no episodes")
-    return episodes
+    check_counts(source, info, rows)
+    tasks = read_parquet(source / "meta" / "tasks.parquet", "tasks metadata").to_pydict()
+    task_names = dict(zip(tasks.get("task_index", []), tasks.get("task", tasks.get("__index_level_0__", []))))
+    recording = _Recording(source, info, data, mapping, intervention, task_names)
+    episodes = {number: _episode(recording, world, number, held, index, round_number=round_number, robot=robot,
+                                 task=task) for index, (number, held) in enumerate(rows.items())}
+    check_new(source, data, rows, episodes, world.dataset_root)
+    return list(episodes.values())
 
 
-def _images(table: pa.Table, name: str, rows: np.ndarray) -> np.ndarray:
-    from PIL import Image
-
-    column = table.column(name).combine_chunks().field("bytes").to_pylist()
-    return np.stack([np.asarray(Image.open(io.BytesIO(column[r])).convert("RGB")) for r in rows])
-
-
-def _episode(table, rows, where, mapping, intervention, info, task_names, env_width, *, round_number, robot, task,
-             index):
-    actions = _column(table, mapping.action, rows, where).astype(np.float32)
-    human = _column(table, intervention, rows, where)[:, 0].astype(bool)
-    steps = len(rows)
+def _episode(recording: _Recording, world: World, number: int, rows: np.ndarray, index: int, *, round_number: int,
+             robot: str, task: str) -> Episode:
+    table, mapping, declared = recording.data.table, recording.mapping, recording.info["features"]
+    where, steps = f"{recording.source} episode {number}", len(rows)
+    actions = numbers(table, mapping.action, rows, where)
+    check_actions(actions, mapping.action, world.action_bound, where)
+    human = flags(table, recording.intervention, rows, where)
+    states = numbers(table, mapping.state, rows, where)
     # A real robot may record no poses: zeros say "not recorded" (data.steps.poses_recorded),
     # and training leaves those steps out of the object head's loss.
-    env_state = (_column(table, mapping.environment_state, rows, where) if mapping.environment_state
-                 in table.column_names else np.zeros((steps, env_width)))
-    successes = (_column(table, mapping.success, rows, where)[:, 0].astype(bool)
-                 if mapping.success in table.column_names else np.zeros(steps, dtype=bool))
-    rewards = (_column(table, mapping.reward, rows, where)[:, 0] if mapping.reward in table.column_names
-               else np.zeros(steps))
+    env_width = world.info["features"]["observation.environment_state"]["shape"][0]
+    env_state = (numbers(table, mapping.environment_state, rows, where) if mapping.environment_state in declared
+                 else np.zeros((steps, env_width)))
+    successes = flags(table, mapping.success, rows, where) if mapping.success in declared else np.zeros(steps, bool)
+    rewards = numbers(table, mapping.reward, rows, where)[:, 0] if mapping.reward in declared else np.zeros(steps)
+    for name, values in ((mapping.state, states), (mapping.environment_state, env_state), (mapping.reward, rewards)):
+        check_statistics(values, name, where)
     takeovers = int(human[0]) + int(np.sum(human[1:] & ~human[:-1]))
-    instruction = task_names.get(int(table.column("task_index").to_numpy()[rows[0]]), task)
+    instruction = str(recording.task_names.get(int(table.column("task_index").to_numpy()[rows[0]]), task))
+    fps = int(recording.info["fps"])
     meta = EpisodeMeta(
         episode_id=f"{robot}.round-{round_number:04d}.{task}.e{index:06d}", episode_index=index, task=task,
         instruction=instruction, seed=index, source="interaction", policy="recorded", policy_round=None,
         robot_id=robot, success=bool(successes[-1]), n_steps=steps, n_takeovers=takeovers,
         takeover_reasons=["recorded"] * takeovers, perturbation=None, started_at=0.0, finished_at=0.0,
-        fps=int(info["fps"]), action_dim=actions.shape[1], gripper_dim=actions.shape[1] - 1)
-    return Episode(meta=meta, images=_images(table, mapping.image, rows),
-                   states=_column(table, mapping.state, rows, where).astype(np.float32),
-                   environment_states=env_state.astype(np.float32), actions=actions,
+        fps=fps, action_dim=actions.shape[1], gripper_dim=actions.shape[1] - 1)
+    actions = actions.astype(np.float32)
+    return Episode(meta=meta, images=images(table, mapping.image, rows, declared[mapping.image]["shape"], where),
+                   states=states.astype(np.float32), environment_states=env_state.astype(np.float32),
+                   actions=actions,
                    policy_actions=np.where(human[:, None], np.nan, actions).astype(np.float32),  # unknown where
                    # the human acted: the recording holds what was executed
                    acted_by=np.where(human, ActedBy.HUMAN, ActedBy.POLICY).astype(np.int8),
                    rewards=rewards.astype(np.float32), successes=successes,
-                   wall_times=np.arange(steps, dtype=np.float64) / float(info["fps"]))
+                   wall_times=np.arange(steps, dtype=np.float64) / float(fps))
 
 
-def write_episodes(episodes: list[Episode], directory: Path) -> Path:
-    """Write the episodes into a fresh directory, all or nothing."""
+def _new_directories(directory: Path) -> list[Path]:
+    """``directory`` and those above it that do not exist yet, deepest first."""
+    missing = []
+    for path in (directory, *directory.parents):
+        if path.exists():
+            break
+        missing.append(path)
+    return missing
+
+
+def _take_back(directory: Path, created: list[Path]) -> None:
+    """Remove what an ingest wrote into ``directory``, and the directories it created."""
+    shutil.rmtree(directory, ignore_errors=True)
+    if directory not in created:
+        directory.mkdir()  # it was there, empty, before
+    for path in created[1:]:
+        try:
+            path.rmdir()
+        except OSError:
+            break  # another writer put something there meanwhile: keep it
+
+
+def write_episodes(episodes: list[Episode], directory: Path) -> list[Path]:
+    """Write the episodes into ``directory`` (missing or empty), all or nothing; returns the
+    directories this created (deepest first), for :func:`_take_back`."""
+    created = _new_directories(directory)
+    staging = staging_dir(directory)
+    try:
+        store = EpisodeStore.for_writing(staging)
+        for episode in episodes:
+            store.write(episode)
+        if directory.exists():
+            directory.rmdir()
+        staging.rename(directory)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        _take_back(directory, created)
+        raise
+    return created
+
+
+def _check_destination(workspace: DatasetWorkspace, round_number: int, directory: Path) -> None:
+    """Round N is the next dataset round, and ``robot`` has no episodes in it yet."""
+    tagged = [version.round for version in workspace.versions()]
+    expected = max(tagged, default=-1) + 1
+    if round_number != expected:
+        raise IngestError(f"--round {round_number}: the next dataset round is {expected} (rounds are versioned in "
+                          f"order; a versioned round is never rebuilt)")
     if directory.exists() and any(directory.iterdir()):
         raise IngestError(f"{directory}: already holds episodes; ingest each recording once (another --robot name "
                           f"for another recording)")
-    staging = directory.with_name(directory.name + f".ingest-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    store = EpisodeStore.for_writing(staging)
-    for episode in episodes:
-        store.write(episode)
-    staging.parent.mkdir(parents=True, exist_ok=True)
-    if directory.exists():
-        directory.rmdir()
-    staging.rename(directory)
-    return directory
 
 
 def ingest(config, source: Path, round_number: int, *, robot: str, task: str, mapping: FeatureMap):
@@ -197,15 +274,19 @@ def ingest(config, source: Path, round_number: int, *, robot: str, task: str, ma
 
     if not ROBOT_NAME.match(robot):
         raise IngestError(f"--robot {robot!r}: a robot name is letters, digits, '-' or '_' (it names a directory)")
-    world_info = workspace_for(config).dataset_root / "meta" / "info.json"
+    workspace = workspace_for(config)
+    world_info = workspace.dataset_root / "meta" / "info.json"
     if not world_info.exists():
         raise IngestError(f"{world_info}: no versioned dataset yet to add round {round_number} to: build round 0 "
                           f"first (apo dataset build 0, or apo demo)")
-    world = json.loads(world_info.read_text())
+    world = World(workspace.dataset_root, json.loads(world_info.read_text()), config.env.image_size,
+                  ACTION_BOUNDS[config.env.world])
+    directory = interaction_dir(config, round_number, task, robot)
+    _check_destination(workspace, round_number, directory)
     episodes = recording_episodes(Path(source), world, mapping, round_number=round_number, robot=robot, task=task)
-    directory = write_episodes(episodes, interaction_dir(config, round_number, task, robot))
+    created = write_episodes(episodes, directory)
     try:
         return version_round(config, round_number, dataset_sources(config, round_number, [task]), resume=False)
-    except ApoError:
-        shutil.rmtree(directory, ignore_errors=True)  # the round's dataset refused them: take nothing in
+    except BaseException:
+        _take_back(directory, created)  # the round's dataset refused them: take nothing in
         raise

@@ -37,7 +37,7 @@ from apo_core.policy import cached_policy, load_policy
 from apo_core.policy.actor import VlaActor
 from apo_core.registry.gate import GateInputError, paired_gain, promotion_decision, summarise
 from apo_core.registry.records import RoundManifest
-from apo_core.registry.store import MANIFEST, CorruptPointer, NotFound, registry_for, round_prefix
+from apo_core.registry.store import MANIFEST, CorruptPointer, NotFound, model_files, registry_for, round_prefix
 
 
 def build_dataset(config: ApoConfig, round_number: int, tasks: list[str], on_episode=None
@@ -105,7 +105,11 @@ def publish_round(config: ApoConfig, round_number: int, model_dir: Path, *, pare
 def publish_model(config: ApoConfig, round_number: int, model: Path, *, method: str, parent_round: int | None,
                   evaluation: list[dict] | None) -> RoundManifest:
     """`apo publish`: a model trained by hand stored as round N, with round N's dataset
-    version when there is one and the gate's metrics of ``evaluation`` (`apo evaluate --json`)."""
+    version when there is one and the gate's metrics of ``evaluation`` (`apo evaluate --json`).
+    A round updated from another names it: reproducing it needs that reference."""
+    if method != "bc" and parent_round is None:
+        raise ApoError(f"--method {method}: a round updated from another needs --parent, the round it was trained "
+                       f"from (its reference)")
     _check_loadable(model)
     try:
         version = workspace_for(config).version(round_number)
@@ -118,9 +122,11 @@ def publish_model(config: ApoConfig, round_number: int, model: Path, *, method: 
 
 
 def _check_loadable(model: Path) -> None:
-    """A round must be a policy that loads: refuse an empty, partial or foreign directory."""
+    """A round must be a policy that loads from regular files: refuse an empty, partial or
+    foreign directory, and one holding a link or a subdirectory (named before loading)."""
     if not model.is_dir():
         raise ApoError(f"{model}: no such model directory")
+    model_files(model)
     try:
         load_policy(model)
     except FileNotFoundError as error:

@@ -64,6 +64,11 @@ def reproduce(config: ApoConfig, round_number: int, on_notice=print) -> dict:
     registry = registry_for(config)
     where = f"{config.registry_url}/{round_prefix(round_number)}{MANIFEST}"
     manifest = registry.verify(round_number)
+    missing = [key for key in ("git_tag", "md5", "git_commit") if not manifest.dataset.get(key)]
+    if missing:
+        raise ApoError(f"{where}: round {round_number} has no dataset version to retrain from (its manifest's dataset "
+                       f"names no {', '.join(missing)}: it was published while no dataset round {round_number} was "
+                       f"versioned); it cannot be reproduced")
     training = stored_training_record(config, round_number)
     if "config" not in training or "dataset_md5" not in training:
         raise ApoError(f"{where}: round {round_number} was stored without a training record naming its config and "

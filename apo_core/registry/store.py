@@ -20,6 +20,7 @@ Layout (the same in S3 and in a local directory; ``aws s3 ls`` shows it as is):
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from pathlib import Path
@@ -64,28 +65,39 @@ class ModelRegistry:
         hyperparameters: dict,
         metrics: dict,
     ) -> RoundManifest:
-        """Upload a saved model as round N: every file write-once, the manifest last."""
+        """Upload a saved model as round N: every file write-once, the manifest last.
+
+        Checked before anything is stored: round N is new, ``model_dir`` holds regular files
+        only and no manifest of its own, and ``parent_round`` (when given) is a stored round.
+        """
         prefix = round_prefix(round_number)
-        if self.backend.list(prefix + MANIFEST):
+        if self._stored(round_number):
             raise AlreadyExists(f"{self.backend.location}/{prefix}: round {round_number} exists already")
         if (Path(model_dir) / MANIFEST).exists():
             raise RegistryError(f"{Path(model_dir) / MANIFEST}: a model directory must not hold a {MANIFEST}: the "
                                 f"store writes each round's own, and a round's identity comes from the store")
+        paths = model_files(model_dir)
+        if parent_round is not None and not self._stored(parent_round):
+            raise RegistryError(f"parent round {parent_round}: not a round of {self.backend.location} (`apo rounds` "
+                                f"lists them); a round's parent is the stored round it was trained from")
         files = {}
-        for path in sorted(Path(model_dir).iterdir()):
-            if path.is_file():
-                data = path.read_bytes()
-                files[path.name] = sha256_hex(data)
-                try:
-                    self.backend.put_new(prefix + path.name, data)
-                except AlreadyExists:
-                    # Left by a crashed publish of this round: reuse it only if identical.
-                    if sha256_hex(self.backend.get(prefix + path.name)[0]) != files[path.name]:
-                        raise
+        for path in paths:
+            data = _read_regular(path)
+            files[path.name] = sha256_hex(data)
+            try:
+                self.backend.put_new(prefix + path.name, data)
+            except AlreadyExists:
+                # Left by a crashed publish of this round: reuse it only if identical.
+                if sha256_hex(self.backend.get(prefix + path.name)[0]) != files[path.name]:
+                    raise
         manifest = RoundManifest(round=round_number, files=files, parent_round=parent_round, method=method,
                                  dataset=dataset, hyperparameters=hyperparameters, metrics=metrics)
         self.backend.put_new(prefix + MANIFEST, manifest.model_dump_json(indent=2).encode())
         return manifest
+
+    def _stored(self, round_number: int) -> bool:
+        """Whether round N has its manifest: is a round of the store."""
+        return round_prefix(round_number) + MANIFEST in self.backend.list(round_prefix(round_number))
 
     def manifest(self, round_number: int) -> RoundManifest:
         where = f"{self.backend.location}/{round_prefix(round_number)}{MANIFEST}"
@@ -264,6 +276,39 @@ class ModelRegistry:
         log = self.audit_log()
         aborted = {event["aborts"] for event in log if event["action"] == "aborted"}
         return [e for e in log if e["action"] in ("promote", "reject", "rollback") and e["id"] not in aborted]
+
+
+def model_files(model_dir: Path) -> list[Path]:
+    """The files a round is stored from: every entry of ``model_dir``, each a regular file.
+
+    A symbolic link anywhere in it is refused (it could carry a file from outside the
+    directory, ``/etc/passwd`` say, into the store), and so is a subdirectory or any other
+    entry that is not a regular file (the store keeps a round's top-level files only).
+    """
+    model_dir = Path(model_dir)
+    for root, directories, names in os.walk(model_dir):  # never follows a link
+        for name in sorted(directories + names):
+            if (Path(root) / name).is_symlink():
+                raise RegistryError(f"{Path(root) / name}: a symbolic link (to {os.readlink(Path(root) / name)}); a "
+                                    f"round is stored from regular files only: copy the file itself into {model_dir}")
+    paths = sorted(model_dir.iterdir())
+    for path in paths:
+        if path.is_dir():
+            raise RegistryError(f"{path}: a subdirectory; the store keeps a round's top-level files only and would "
+                                f"leave it out: move its files up or remove it")
+        if not path.is_file():
+            raise RegistryError(f"{path}: not a regular file; a round is stored from regular files only")
+    return paths
+
+
+def _read_regular(path: Path) -> bytes:
+    """A file's bytes, refusing a link put in its place since it was checked."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as error:
+        raise RegistryError(f"{path}: cannot read it as a regular file ({error.strerror})") from None
+    with os.fdopen(descriptor, "rb") as handle:
+        return handle.read()
 
 
 def headline(metrics: dict) -> dict:
