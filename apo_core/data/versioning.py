@@ -8,6 +8,9 @@ The workspace is a git repository with DVC. For round N:
 (DVC can report "up to date" without uploading an old revision's ``.dir`` manifest, so
 every round is pushed right after it is added, and the manifest is then looked up on the
 remote.) The remote is a local directory by default or S3 through dvc-s3 (any endpoint).
+Credentials never enter git: a key pair given inside the remote or endpoint URL is taken out
+of it, the URL committed in ``.dvc/config`` is the one without, and the pair goes to
+``.dvc/config.local`` (git-ignored); without one, DVC uses the usual AWS variables.
 The cache gives the workspace reflinks where the file system has them, else copies (never
 hard links: an edit in the workspace would change the cached version). A round's dataset is
 restored by apo_core/data/restore.py, verified and all or nothing.
@@ -19,12 +22,12 @@ import os
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-from apo_core.errors import ApoError
+from apo_core.errors import ApoError, mask_credentials, split_credentials
 from apo_core.workdir import parse_round_name, round_name
 
 DATASET_DIR = "datasets"
@@ -62,10 +65,38 @@ class DatasetVersion:
 
 @dataclass(frozen=True)
 class Remote:
-    """Where DVC pushes: a local directory or ``s3://bucket/prefix`` (+ endpoint)."""
+    """Where DVC pushes: a local directory or ``s3://bucket/prefix`` (+ endpoint).
+
+    A key pair given inside either URL (``http://KEY:SECRET@host:9000``) is taken out of it
+    here: ``url`` and ``endpoint_url`` are what may be committed or printed, the pair is
+    kept apart (and out of ``repr``) for ``.dvc/config.local`` and boto3.
+    """
 
     url: str
     endpoint_url: str | None = None
+    access_key_id: str | None = field(default=None, repr=False)
+    secret_access_key: str | None = field(default=None, repr=False)
+
+    def __post_init__(self):
+        pairs = set()
+        for name, key in (("url", "dataset.remote"), ("endpoint_url", "dataset.s3_endpoint_url")):
+            given = getattr(self, name)
+            plain, key_id, secret = split_credentials(given)
+            if key_id is None:
+                continue
+            if not secret:
+                raise VersioningError(f"{key}: {mask_credentials(given)}: credentials in a URL are KEY:SECRET@ "
+                                      f"(an S3 access key and its secret); or leave them out and set "
+                                      f"AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY")
+            object.__setattr__(self, name, plain)
+            pairs.add((key_id, secret))
+        if len(pairs) > 1:
+            raise VersioningError("dataset.remote and dataset.s3_endpoint_url carry different credentials; give "
+                                  "them in one of the two")
+        if pairs and self.access_key_id is None:
+            (key_id, secret), = pairs
+            object.__setattr__(self, "access_key_id", key_id)
+            object.__setattr__(self, "secret_access_key", secret)
 
     @property
     def is_s3(self) -> bool:
@@ -80,7 +111,8 @@ class Remote:
         from botocore.exceptions import ClientError
 
         bucket, _, prefix = self.url.removeprefix("s3://").partition("/")
-        client = boto3.client("s3", endpoint_url=self.endpoint_url)
+        client = boto3.client("s3", endpoint_url=self.endpoint_url, aws_access_key_id=self.access_key_id,
+                              aws_secret_access_key=self.secret_access_key)
         try:
             client.head_object(Bucket=bucket, Key=f"{prefix.rstrip('/')}/{key}".lstrip("/"))
         except ClientError:
@@ -93,16 +125,20 @@ def _shown(command: tuple[str, ...]) -> str:
     return " ".join(words[:3])
 
 
-def _cause(result: subprocess.CompletedProcess) -> str:
-    """The line that says why: DVC's ``ERROR:`` lines (not its support footer), else the last ones."""
+def cause_line(result: subprocess.CompletedProcess) -> str:
+    """The line that says why: DVC's ``ERROR:`` lines (not its support footer), else the last
+    ones (a ``WARNING:`` of a command that exited 0, say), masked."""
     lines = [line.strip() for line in (result.stderr or result.stdout).splitlines() if line.strip()]
     errors = [line.removeprefix("ERROR:").strip() for line in lines if line.startswith(("ERROR", "fatal:", "error:"))]
     chosen = errors or [line for line in lines if "dvc.org/support" not in line and "Having any troubles" not in line]
-    return " ".join(chosen[-2:]) or f"exit code {result.returncode}"
+    return mask_credentials(" ".join(chosen[-2:])) or f"exit code {result.returncode}"
+
+
+REMOTE_COMMANDS = ("push", "pull", "fetch")
 
 
 def _hint(command: tuple[str, ...]) -> str:
-    if "push" in command or "pull" in command:
+    if any(word in REMOTE_COMMANDS for word in command):
         return " (check dataset.remote, its credentials and dataset.s3_endpoint_url)"
     if "git" == command[0]:
         return " (check that the workspace is a writable git repository)"
@@ -127,13 +163,17 @@ class DatasetWorkspace:
         except OSError as error:  # a missing or unreadable workspace, or no git on PATH
             raise VersioningError(f"{self.root}: cannot run `{command[0]}`: {error.strerror or error}") from None
         if check and result.returncode != 0:
-            raise VersioningError(f"{self.root}: `{_shown(command)}` failed: {_cause(result)}{_hint(command)}")
+            remote = f" with the remote {self.remote.url}" if any(w in REMOTE_COMMANDS for w in command) else ""
+            raise VersioningError(mask_credentials(f"{self.root}: `{_shown(command)}`{remote} failed: "
+                                                   f"{cause_line(result)}{_hint(command)}"))
         return result
 
     def git(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         return self._run("git", *args, check=check)
 
     def dvc(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        """A DVC command, never with ``-q``: quiet, DVC prints not even its ERROR lines, and a
+        failure could only say "exit code 1" instead of which object and why."""
         return self._run(sys.executable, "-m", "dvc", *args, check=check)
 
     # ----- set-up -------------------------------------------------------------------
@@ -152,7 +192,7 @@ class DatasetWorkspace:
             self.git("config", "user.email", "apo-pipeline@localhost")
             self.git("config", "user.name", "apo pipeline")
         if not (self.root / ".dvc").exists():
-            self.dvc("init", "-q")
+            self.dvc("init")
             self.dvc("config", "core.analytics", "false")
             self.dvc("config", "core.autostage", "true")
             # never a hard link: an edit in datasets/ would change the cached version too
@@ -160,10 +200,33 @@ class DatasetWorkspace:
         self.dvc("remote", "add", "-d", "-f", REMOTE_NAME, self._remote_in_config())
         if self.remote.is_s3 and self.remote.endpoint_url:
             self.dvc("remote", "modify", REMOTE_NAME, "endpointurl", self.remote.endpoint_url)
+        self.write_credentials()
         self.git("add", ".dvc")
         if self.git("status", "--porcelain", "--", ".dvc").stdout.strip():
             self.git("commit", "-q", "-m", "Set up DVC for the dataset")
         return self
+
+    def write_credentials(self) -> None:
+        """The remote's key pair, when its URL carried one, into ``.dvc/config.local`` (mode
+        0600), which DVC reads over ``.dvc/config`` and git ignores; written in this process,
+        so the secret is on no command line. Without a pair the file is left as it is."""
+        if self.remote.access_key_id is None:
+            return
+        local = self.root / ".dvc" / "config.local"
+        if self.git("check-ignore", "-q", ".dvc/config.local", check=False).returncode != 0:
+            raise VersioningError(f"{local}: git does not ignore it, so the remote's credentials would be committed; "
+                                  f"add /config.local to {local.parent / '.gitignore'}")
+        from dvc.config import Config
+        from dvc.config import ConfigError as DvcConfigError
+
+        os.close(os.open(local, os.O_WRONLY | os.O_CREAT, 0o600))
+        os.chmod(local, 0o600)
+        try:
+            with Config(dvc_dir=str(local.parent)).edit("local") as conf:
+                conf["remote"].setdefault(REMOTE_NAME, {}).update(
+                    access_key_id=self.remote.access_key_id, secret_access_key=self.remote.secret_access_key)
+        except DvcConfigError as error:
+            raise VersioningError(mask_credentials(f"{local}: cannot write the remote's credentials: {error}")) from None
 
     def _remote_in_config(self) -> str:
         """The remote as given to `dvc remote add`: a local one relative to the workspace (DVC
@@ -201,7 +264,7 @@ class DatasetWorkspace:
             self._push_and_verify(version)
             return version
         validate_dataset(self.dataset_root)  # a corrupt shard never becomes a version
-        self.dvc("add", "-q", DATASET_DIR)
+        self.dvc("add", DATASET_DIR)
         self.git("add", DVC_FILE, ".gitignore")
         self.git("commit", "-q", "--allow-empty", "-m", f"Dataset for round {round_number}")
         self.git("tag", tag)
@@ -210,7 +273,7 @@ class DatasetWorkspace:
         return version
 
     def _push_and_verify(self, version: DatasetVersion) -> None:
-        self.dvc("push", "-q", DVC_FILE)
+        self.dvc("push", DVC_FILE)
         if not self.remote.manifest_exists(version.md5):
             raise VersioningError(f"{self.remote.url}: pushed, but the manifest {version.md5} is not on the remote")
 
@@ -238,4 +301,4 @@ class DatasetWorkspace:
             shutil.rmtree(self.dataset_root, ignore_errors=True)
             return
         self.git("checkout", "HEAD", "--", DVC_FILE)
-        self.dvc("checkout", "-q", "--force", DVC_FILE)
+        self.dvc("checkout", "--force", DVC_FILE)

@@ -18,7 +18,7 @@ from apo_core.config import ApoConfig
 from apo_core.data.restore import checkout_round
 from apo_core.data.round_dataset import workspace_for
 from apo_core.data.training_steps import steps_from_dataset
-from apo_core.data.versioning import DatasetWorkspace
+from apo_core.data.versioning import REMOTE_NAME, DatasetWorkspace
 from apo_core.errors import ApoError
 from apo_core.loop.provenance import stored_training_record
 from apo_core.policy.interface import WEIGHTS_FILE
@@ -32,9 +32,10 @@ def _scratch_workspace(config: ApoConfig, scratch: Path) -> DatasetWorkspace:
     source = workspace_for(config)
     clone = DatasetWorkspace(scratch / WORKSPACE, source.remote)
     source.git("clone", "-q", str(source.root), str(clone.root))
-    clone.dvc("remote", "add", "--local", "-f", "-d", "storage", source.remote.url)
+    clone.dvc("remote", "add", "--local", "-f", "-d", REMOTE_NAME, source.remote.url)
     if source.remote.is_s3 and source.remote.endpoint_url:
-        clone.dvc("remote", "modify", "--local", "storage", "endpointurl", source.remote.endpoint_url)
+        clone.dvc("remote", "modify", "--local", REMOTE_NAME, "endpointurl", source.remote.endpoint_url)
+    clone.write_credentials()
     return clone
 
 

@@ -26,7 +26,7 @@ from apo_core.data.steps import Steps, expert_mask, load_steps
 from apo_core.data.training_steps import steps_from_dataset
 from apo_core.data.versioning import DatasetVersion
 from apo_core.envs import MetaWorldEnv
-from apo_core.errors import ApoError
+from apo_core.errors import ApoError, mask_credentials
 from apo_core.labels import ActedBy, Label
 from apo_core.policy import Policy, initial_policy, load_policy
 from apo_core.recording.store import EpisodeStore, episode_dirs_under
@@ -61,7 +61,7 @@ def training_record(config: ApoConfig, method: Method, steps: Steps, data: dict)
 
     return {"method": method, **data, "rows": len(steps), "episodes": len(set(steps.episode_ids)),
             "threads": config.train.threads, "code_commit": code_commit(), "config_hash": config_hash(config),
-            "config": config.model_dump(mode="json")}
+            "config": json.loads(mask_credentials(json.dumps(config.model_dump(mode="json"))))}
 
 
 def save_model(policy: Policy, directory: Path, record: dict) -> Path:

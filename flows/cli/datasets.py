@@ -59,11 +59,11 @@ def run_dataset_build(config: ApoConfig, round_number: int, data: list[Path] | N
     from apo_core.recording.store import episode_dirs_under
     from apo_core.workdir import dataset_sources, episodes_dir
 
-    sources = [d for root in data for d in episode_dirs_under(root)] if data else dataset_sources(
+    # A folder given that holds no episodes at any depth goes as it is: the build names it.
+    sources = [d for root in data for d in (episode_dirs_under(root) or [root])] if data else dataset_sources(
         config, round_number, config.env.tasks)
     if not sources:
-        where = ", ".join(str(d) for d in data) if data else episodes_dir(config)
-        raise ApoError(f"no episodes under {where}: record some first (apo collect, or apo demo)")
+        raise ApoError(f"no episodes under {episodes_dir(config)}: record some first (apo collect, or apo demo)")
     version, summary, record = version_round(config, round_number, sources, resume=False)
     added = f"{len(summary.episodes_added)} episodes added"
     print(f"dataset round {round_number}: {added}; md5 {version.md5}, tag {version.tag}, commit {version.commit[:10]}")

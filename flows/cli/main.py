@@ -6,7 +6,8 @@ Heavy libraries (torch, mujoco, lerobot) are imported inside the commands that n
 This module builds the parser and dispatches; the commands live in one module per group, each
 parsing and printing only (the work is apo_core's): collect (collect, train, evaluate), datasets
 (dataset, ingest, lineage), registry (publish, rounds, rollback, audit, reproduce, status), loop
-(demo, run) and config (config).
+(demo, run) and config (config). Everything it prints, tracebacks included, passes
+apo_core.errors.mask_credentials: a key in a URL never reaches the terminal or a log.
 """
 
 from __future__ import annotations
@@ -54,7 +55,45 @@ def _os_error_line(error: OSError) -> str:
     return f"{where}: {error.strerror or error}{hint.get(error.errno, '')}"
 
 
+class _Masked:
+    """A text stream that writes each line through mask_credentials. Whole lines (or what is
+    there at a flush), so a URL written in pieces is still masked."""
+
+    def __init__(self, stream):
+        self._stream, self._pending = stream, ""
+
+    def write(self, text: str) -> int:
+        self._pending += text
+        cut = max(self._pending.rfind("\n"), self._pending.rfind("\r")) + 1
+        if cut:
+            self._stream.write(mask_credentials(self._pending[:cut]))
+            self._pending = self._pending[cut:]
+        return len(text)
+
+    def flush(self) -> None:
+        if self._pending:
+            self._stream.write(mask_credentials(self._pending))
+            self._pending = ""
+        self._stream.flush()
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """`apo`; stdout and stderr are masked for as long as it runs (logging handlers and
+    progress bars made meanwhile write through them too)."""
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _Masked(sys.stdout), _Masked(sys.stderr)
+    try:
+        return _main(argv)
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        sys.stdout, sys.stderr = streams
+
+
+def _main(argv: list[str] | None) -> int:
     args = _build_parser().parse_args(argv)
     if args.debug:
         os.environ["APO_DEBUG"] = "1"
@@ -73,17 +112,18 @@ def main(argv: list[str] | None = None) -> int:
         print("apo: interrupted; finished episodes are on disk", file=sys.stderr)
         return 130
     except Exception as exc:  # a defect: one line, the traceback on request
-        if args.debug:
-            raise
+        _traceback_if(args.debug)
         print(mask_credentials(f"apo: internal error: {type(exc).__name__}: "
-                               f"{str(exc).splitlines()[0] if str(exc) else ''} (run with --debug for the traceback)"),
-              file=sys.stderr)
+                               f"{str(exc).splitlines()[0] if str(exc) else ''}"
+                               f"{'' if args.debug else ' (run with --debug for the traceback)'}"), file=sys.stderr)
         return 1
     return 0
 
 
 def _traceback_if(debug: bool) -> None:
+    """The traceback of the exception being handled, masked: an exception's text (a botocore
+    error, a chained cause) may hold the URL it was given, credentials and all."""
     if debug:
         import traceback
 
-        traceback.print_exc()
+        print(mask_credentials(traceback.format_exc()), file=sys.stderr, end="")
