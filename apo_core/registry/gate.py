@@ -75,10 +75,7 @@ def paired_suites(candidate: dict, champion: dict) -> dict[str, PairedComparison
             missing = sorted(set(champion_by_seed) ^ set(candidate_by_seed))[:3]
             raise GateInputError(f"suite {suite!r}: the candidate and the champion were evaluated on different "
                                  f"seeds (e.g. {', '.join(missing)})")
-        keys = sorted(candidate_by_seed)
-        comparisons[suite] = paired_difference(
-            np.array([candidate_by_seed[k] for k in keys]), np.array([champion_by_seed[k] for k in keys])
-        )
+        comparisons[suite] = _paired_on(sorted(candidate_by_seed), candidate_by_seed, champion_by_seed)
     if NO_PERTURBATION not in comparisons:
         raise GateInputError("no unperturbed outcomes shared by the candidate and the champion")
     return comparisons
@@ -95,9 +92,15 @@ def paired_tasks(candidate: dict, champion: dict) -> dict[tuple[str, str], Paire
             continue
         for task in tasks:
             keys = sorted(k for k in candidate_by_seed if _task(k) == task)
-            comparisons[suite, task] = paired_difference(
-                np.array([candidate_by_seed[k] for k in keys]), np.array([champion_by_seed[k] for k in keys]))
+            comparisons[suite, task] = _paired_on(keys, candidate_by_seed, champion_by_seed)
     return comparisons
+
+
+def _paired_on(keys: list[str], candidate_by_seed: dict[str, int], champion_by_seed: dict[str, int]
+               ) -> PairedComparison:
+    """Candidate minus champion on the outcomes of ``keys`` ("task:seed")."""
+    return paired_difference(np.array([candidate_by_seed[k] for k in keys]),
+                             np.array([champion_by_seed[k] for k in keys]))
 
 
 def promotion_decision(
